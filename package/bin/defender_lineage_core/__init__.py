@@ -1,0 +1,1 @@
+"""Plain-Python core of TA-defender-lineage: Graph client, collector, taxonomy, lineage. Knows nothing of Splunk."""

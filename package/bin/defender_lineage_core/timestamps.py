@@ -1,0 +1,64 @@
+"""Graph DateTimeOffset values as exact instants.
+
+Graph writes up to seven fractional digits and trims trailing zeros (``...:26.9875Z``), so text
+comparison orders them wrongly. Instants are kept as integer ticks of 100 ns since the Unix epoch,
+which is exactly Graph's precision: no float rounding can merge or split two versions.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+from typing import Optional
+
+TICKS_PER_SECOND = 10_000_000
+_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+_ISO = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?)?"
+    r"\s*(Z|z|[+-]\d{2}:?\d{2})?$"
+)
+
+
+def parse_instant(text: object) -> Optional[int]:
+    """Ticks for an ISO 8601 timestamp, or None when it is not one. A missing zone means UTC."""
+    if not isinstance(text, str):
+        return None
+    m = _ISO.match(text.strip())
+    if not m:
+        return None
+    year, month, day, hour, minute, second, frac, zone = m.groups()
+    try:
+        moment = _dt.datetime(
+            int(year),
+            int(month),
+            int(day),
+            int(hour or 0),
+            int(minute or 0),
+            int(second or 0),
+            tzinfo=_dt.timezone.utc,
+        )
+    except ValueError:
+        return None
+    offset = 0
+    if zone and zone not in ("Z", "z"):
+        sign = -1 if zone[0] == "-" else 1
+        digits = zone[1:].replace(":", "")
+        offset = sign * (int(digits[:2]) * 3600 + int(digits[2:]) * 60)
+    whole = (moment - _EPOCH) // _dt.timedelta(seconds=1) - offset
+    fraction = int((frac or "0")[:7].ljust(7, "0"))
+    return whole * TICKS_PER_SECOND + fraction
+
+
+def format_instant(ticks: int) -> str:
+    """The seven-digit UTC form Graph accepts in ``$filter`` (``2026-11-20T10:00:26.9875000Z``)."""
+    seconds, fraction = divmod(ticks, TICKS_PER_SECOND)
+    moment = _EPOCH + _dt.timedelta(seconds=seconds)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{fraction:07d}Z"
+
+
+def epoch_seconds(ticks: int) -> float:
+    return ticks / TICKS_PER_SECOND
+
+
+def now_ticks() -> int:
+    return int((_dt.datetime.now(_dt.timezone.utc) - _EPOCH) / _dt.timedelta(microseconds=1)) * 10

@@ -1,0 +1,268 @@
+"""Splunk side of the Graph inputs: settings, checkpoint, events and logs around the core.
+
+The UCC-generated scripts (bin/defender_alerts.py, bin/defender_incidents.py) call the helper
+modules, which call ``stream_events`` here. Everything that knows about Graph lives in
+``defender_lineage_core``; this module only reads Splunk's configuration (through solnlib),
+keeps the cursor in the KV store, writes the XML event stream and logs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any, Dict, List, Optional, Tuple
+from urllib.parse import urlsplit
+
+import requests
+from solnlib import conf_manager, log
+from solnlib.modular_input import checkpointer
+from splunklib import modularinput as smi
+
+from defender_lineage_core import settings as cfg
+from defender_lineage_core.collector import Collection, CursorState, ResourceSpec, RunStats, Version
+from defender_lineage_core.errors import ConfigError, DefenderLineageError
+from defender_lineage_core.graph_client import ClientSecret, GraphClient
+from defender_lineage_core.timestamps import TICKS_PER_SECOND, epoch_seconds, now_ticks
+
+APP = "TA-defender-lineage"
+REST_ROOT = "ta_defender_lineage"
+CHECKPOINT_COLLECTION = f"{REST_ROOT}_checkpoints"
+USER_AGENT = f"{APP}/0.1 (Splunk add-on; +https://splunkbase.splunk.com)"
+
+
+def splunkd_address(server_uri: str) -> Tuple[str, str, int]:
+    """scheme, host and port of splunkd, from the input definition's ``server_uri``."""
+    parts = urlsplit(server_uri)
+    if not parts.scheme or not parts.hostname:
+        raise ConfigError(f"the input definition's server_uri is not a URL: {server_uri!r}")
+    return parts.scheme, parts.hostname, parts.port or 8089
+
+
+def logger_for(input_type: str) -> logging.Logger:
+    # One file per input type: $SPLUNK_HOME/var/log/splunk/ta_defender_lineage_<input_type>.log
+    log.Logs.set_context(namespace=REST_ROOT, root_logger_log_file="main")
+    return log.Logs().get_logger(input_type)
+
+
+class SplunkSettings:
+    """The add-on's conf files, with encrypted fields decrypted by solnlib."""
+
+    def __init__(self, session_key: str, server_uri: str) -> None:
+        self.session_key = session_key
+        self.scheme, self.host, self.port = splunkd_address(server_uri)
+
+    def _conf(self, conf: str) -> conf_manager.ConfFile:
+        manager = conf_manager.ConfManager(
+            self.session_key,
+            APP,
+            realm=f"__REST_CREDENTIAL__#{APP}#configs/conf-{conf}",
+            scheme=self.scheme,
+            host=self.host,
+            port=self.port,
+        )
+        return manager.get_conf(conf)
+
+    def stanza(self, conf: str, name: str) -> Dict[str, Any]:
+        try:
+            return dict(self._conf(conf).get(name))
+        except conf_manager.ConfStanzaNotExistException:
+            return {}
+        except conf_manager.ConfManagerException:
+            return {}
+
+    def account(self, name: str) -> cfg.Account:
+        return cfg.account_from_conf(name, self.stanza(f"{REST_ROOT}_account", name))
+
+    def log_level(self) -> str:
+        level = str(self.stanza(f"{REST_ROOT}_settings", "logging").get("loglevel") or "INFO").upper()
+        return level if level in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL") else "INFO"
+
+    def proxies(self) -> Dict[str, str]:
+        return cfg.proxies_from_settings(self.stanza(f"{REST_ROOT}_settings", "proxy"))
+
+    def checkpointer(self) -> checkpointer.KVStoreCheckpointer:
+        return checkpointer.KVStoreCheckpointer(
+            CHECKPOINT_COLLECTION, self.session_key, APP, scheme=self.scheme, host=self.host, port=self.port
+        )
+
+
+class EventSink:
+    """Writes each item version as one event, ``_time`` from ``lastUpdateDateTime``."""
+
+    def __init__(self, writer: smi.EventWriter, index: str, sourcetype: str, source: str) -> None:
+        self.writer = writer
+        self.index = index
+        self.sourcetype = sourcetype
+        self.source = source
+
+    def __call__(self, batch: List[Version]) -> None:
+        fallback = epoch_seconds(now_ticks())
+        for version in batch:
+            self.writer.write_event(
+                smi.Event(
+                    data=json.dumps(version.item, ensure_ascii=False, separators=(",", ":")),
+                    time=epoch_seconds(version.ticks) if version.ticks is not None else fallback,
+                    index=self.index,
+                    sourcetype=self.sourcetype,
+                    source=self.source,
+                )
+            )
+
+
+def source_for(tenant_id: str, resource: str) -> str:
+    """``source`` of an event: tenant and Graph resource (the lineage command reads the tenant back)."""
+    return f"ms_graph://{tenant_id}/security/{resource}"
+
+
+def graph_client(account: cfg.Account, proxies: Dict[str, str], logger: logging.Logger) -> GraphClient:
+    if account.auth_type != "client_secret":
+        raise ConfigError(
+            f"account '{account.name}': certificate authentication is not available in this version; "
+            "use a client secret."
+        )
+    session = requests.Session()
+    session.headers["User-Agent"] = USER_AGENT
+    session.proxies.update(proxies)
+    session.trust_env = False  # only the add-on's own proxy settings apply
+    return GraphClient(
+        account.endpoints,
+        account.tenant_id,
+        account.client_id,
+        ClientSecret(account.client_secret),
+        account=account.name,
+        session=session,
+        logger=logger,
+    )
+
+
+def stream_events(
+    inputs: smi.InputDefinition, event_writer: smi.EventWriter, input_type: str, spec: ResourceSpec
+) -> None:
+    logger = logger_for(input_type)
+    for stanza, params in inputs.inputs.items():
+        name = stanza.split("://", 1)[-1]
+        try:
+            run_one(inputs.metadata, params, input_type, name, spec, event_writer, logger)
+        except DefenderLineageError as exc:
+            # One line per failed run, written so that an admin can act on it; no secrets in it.
+            logger.error(
+                'run_failed input=%s://%s error_type=%s message="%s"',
+                input_type,
+                name,
+                type(exc).__name__,
+                exc,
+            )
+        except Exception as exc:
+            log.log_exception(logger, exc, "collection", msg_before=f"run_failed input={input_type}://{name}")
+
+
+def run_one(
+    metadata: Dict[str, Any],
+    params: Dict[str, Any],
+    input_type: str,
+    name: str,
+    spec: ResourceSpec,
+    event_writer: smi.EventWriter,
+    logger: logging.Logger,
+) -> Optional[RunStats]:
+    started = time.monotonic()
+    splunk = SplunkSettings(metadata["session_key"], metadata["server_uri"])
+    logger.setLevel(splunk.log_level())
+    full_name = f"{input_type}://{name}"
+    log.modular_input_start(logger, full_name)
+    account = splunk.account(str(params.get("account") or ""))
+    interval = cfg.interval_seconds(params.get("interval") or 300)
+    if input_type == "defender_incidents" and cfg.is_true(params.get("expand_alerts")):
+        spec = ResourceSpec(spec.name, spec.sourcetype, spec.page_size, expand="alerts")
+    client = graph_client(account, splunk.proxies(), logger)
+    store = splunk.checkpointer()
+    key = cfg.checkpoint_key(input_type, name)
+    state = CursorState.from_json(store.get(key), account.tenant_id)
+    if state is None:
+        state = CursorState(account.tenant_id)
+        logger.info(
+            "first_run input=%s tenant=%s start_date=%s",
+            full_name,
+            account.tenant_id,
+            params.get("start_date") or "7 days back",
+        )
+    start = cfg.start_ticks(params.get("start_date"), now_ticks())
+    index = str(params.get("index") or "default")
+    sink = EventSink(event_writer, index, spec.sourcetype, source_for(account.tenant_id, spec.name))
+
+    def save(current: CursorState) -> None:
+        store.update(key, current.to_json())
+
+    pages_logged = [0]
+
+    def emit(batch: List[Version]) -> None:
+        sink(batch)
+        pages_logged[0] += 1
+        log.events_ingested(logger, full_name, spec.sourcetype, len(batch), index, account=account.name)
+
+    collection = Collection(
+        client,
+        spec,
+        state,
+        emit,
+        save,
+        start_ticks=start,
+        # A run stops paging once its interval is spent; the cursor is kept for the next run.
+        deadline=lambda: time.monotonic() - started > interval,
+        logger=logger,
+    )
+    stats: Optional[RunStats] = None
+    try:
+        stats = collection.run()
+    finally:
+        _log_summary(
+            logger, full_name, account, spec, collection.stats, client, started, ok=stats is not None
+        )
+    log.modular_input_end(logger, full_name)
+    return stats
+
+
+def _log_summary(
+    logger: logging.Logger,
+    full_name: str,
+    account: cfg.Account,
+    spec: ResourceSpec,
+    stats: RunStats,
+    client: GraphClient,
+    started: float,
+    ok: bool,
+) -> None:
+    lag = ""
+    if stats.newest is not None:
+        lag = f"{(now_ticks() - stats.newest) / TICKS_PER_SECOND:.1f}"
+    logger.info(
+        "run_summary input=%s status=%s account=%s tenant=%s resource=%s pages=%d events=%d "
+        "skipped_duplicates=%d without_key=%d requests=%d token_requests=%d retries=%d throttled=%d "
+        "expand_fallback=%s stopped_early=%s run_seconds=%.2f lag_seconds=%s",
+        full_name,
+        "ok" if ok else "failed",
+        account.name,
+        account.tenant_id,
+        spec.name,
+        stats.pages,
+        stats.events,
+        stats.skipped,
+        stats.without_key,
+        client.stats.requests,
+        client.stats.token_requests,
+        client.stats.retries,
+        client.stats.throttled,
+        stats.expand_fallback,
+        stats.stopped_early,
+        time.monotonic() - started,
+        lag,
+    )
+
+
+def validate_input(definition: smi.ValidationDefinition) -> None:
+    """Called by splunkd when an input is saved: refuse bad values, naming the field."""
+    params = definition.parameters
+    cfg.start_ticks(params.get("start_date"), now_ticks())
+    if params.get("interval"):
+        cfg.interval_seconds(params.get("interval"))

@@ -1,0 +1,37 @@
+"""Input REST handler: deleting an input deletes its cursor.
+
+Without this, an input re-created under the same name would silently resume the old cursor
+instead of starting from its start_date.
+"""
+
+import logging
+from urllib.parse import urlsplit
+
+import import_declare_test  # noqa: F401
+from solnlib.modular_input import checkpointer
+from splunktaucclib.rest_handler.admin_external import AdminExternalHandler, get_splunkd_endpoint
+
+from defender_lineage_core.settings import checkpoint_key
+from defender_lineage_modinput import APP, CHECKPOINT_COLLECTION
+
+_log = logging.getLogger(__name__)
+
+
+class InputHandler(AdminExternalHandler):
+    def handleRemove(self, confInfo):  # noqa: ANN001, ANN201  (splunk.admin's signature)
+        result = super().handleRemove(confInfo)
+        input_type = self.handler.get_endpoint().input_type
+        uri = urlsplit(get_splunkd_endpoint())
+        try:
+            store = checkpointer.KVStoreCheckpointer(
+                CHECKPOINT_COLLECTION,
+                self.getSessionKey(),
+                APP,
+                scheme=uri.scheme,
+                host=uri.hostname,
+                port=uri.port,
+            )
+            store.delete(checkpoint_key(input_type, self.callerArgs.id))
+        except Exception as exc:  # the input is gone either way; say why its cursor stayed
+            _log.warning("could not delete the cursor of %s://%s: %s", input_type, self.callerArgs.id, exc)
+        return result
