@@ -21,9 +21,18 @@ def main(package: Path) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         report_path = Path(tmp) / "report.json"
         cmd = [
-            str(Path(sys.executable).parent / "splunk-appinspect"), "inspect", str(package),
-            "--mode", "precert", "--included-tags", "cloud", "--skip-trusted-libraries-update",
-            "--data-format", "json", "--output-file", str(report_path),
+            str(Path(sys.executable).parent / "splunk-appinspect"),
+            "inspect",
+            str(package),
+            "--mode",
+            "precert",
+            "--included-tags",
+            "cloud",
+            "--skip-trusted-libraries-update",
+            "--data-format",
+            "json",
+            "--output-file",
+            str(report_path),
         ]
         run = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if not report_path.exists():

@@ -1,6 +1,7 @@
 """UCC input helper for ``defender_alerts``: Graph alerts_v2, sourcetype ms:defender:graph:alert."""
 
 import import_declare_test  # noqa: F401  (puts the app's lib/ on sys.path)
+
 from splunklib import modularinput as smi
 
 from defender_lineage_core.collector import ALERTS

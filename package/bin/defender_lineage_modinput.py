@@ -216,9 +216,7 @@ def run_one(
     try:
         stats = collection.run()
     finally:
-        _log_summary(
-            logger, full_name, account, spec, collection.stats, client, started, ok=stats is not None
-        )
+        _log_summary(logger, full_name, account, spec, collection.stats, client, started, ok=stats is not None)
     log.modular_input_end(logger, full_name)
     return stats
 

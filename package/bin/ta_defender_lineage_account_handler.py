@@ -5,7 +5,10 @@ UCC's per-field validators already refuse a malformed GUID; this adds what they 
 that a bad account is refused when it is saved, with a message naming the field.
 """
 
+from typing import Any
+
 import import_declare_test  # noqa: F401
+
 from splunktaucclib.rest_handler.admin_external import AdminExternalHandler
 from splunktaucclib.rest_handler.error import RestError
 
@@ -20,11 +23,11 @@ class AccountHandler(AdminExternalHandler):
         except ConfigError as exc:
             raise RestError(400, str(exc)) from None
 
-    def handleCreate(self, confInfo):  # noqa: ANN001, ANN201  (splunk.admin's signature)
+    def handleCreate(self, confInfo: Any) -> Any:
         self._check(creating=True)
         return super().handleCreate(confInfo)
 
-    def handleEdit(self, confInfo):  # noqa: ANN001, ANN201
+    def handleEdit(self, confInfo: Any) -> Any:
         if (self.payload or {}).get("disabled") is None:
             self._check(creating=False)
         return super().handleEdit(confInfo)

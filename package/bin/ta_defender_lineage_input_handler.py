@@ -5,9 +5,11 @@ instead of starting from its start_date.
 """
 
 import logging
+from typing import Any
 from urllib.parse import urlsplit
 
 import import_declare_test  # noqa: F401
+
 from solnlib.modular_input import checkpointer
 from splunktaucclib.rest_handler.admin_external import AdminExternalHandler, get_splunkd_endpoint
 
@@ -18,7 +20,7 @@ _log = logging.getLogger(__name__)
 
 
 class InputHandler(AdminExternalHandler):
-    def handleRemove(self, confInfo):  # noqa: ANN001, ANN201  (splunk.admin's signature)
+    def handleRemove(self, confInfo: Any) -> Any:
         result = super().handleRemove(confInfo)
         input_type = self.handler.get_endpoint().input_type
         uri = urlsplit(get_splunkd_endpoint())

@@ -33,9 +33,7 @@ class FakeGraph:
         top = int(params["$top"])
         # An item without a usable time is served anyway: the collector must cope with what Graph sends.
         visible = [i for i in self.items if (parse_instant(i.get("lastUpdateDateTime")) or since) >= since]
-        visible.sort(
-            key=lambda i: parse_instant(i.get("lastUpdateDateTime")) or 0, reverse=not self.ascending
-        )
+        visible.sort(key=lambda i: parse_instant(i.get("lastUpdateDateTime")) or 0, reverse=not self.ascending)
         for start in range(0, len(visible), top):
             chunk = visible[start : start + top]
             yield Page(chunk, "next" if start + top < len(visible) else None)
@@ -88,10 +86,7 @@ def test_filter_uses_cursor_minus_overlap_and_asks_for_ascending_order():
     assert params["$top"] == "1000"
     assert state.cursor == T0 + 500 * TICKS_PER_SECOND
     run(graph, state, [], [], overlap_seconds=120)
-    assert (
-        graph.requests[-1]["$filter"]
-        == f"lastUpdateDateTime ge {format_instant(T0 + 380 * TICKS_PER_SECOND)}"
-    )
+    assert graph.requests[-1]["$filter"] == f"lastUpdateDateTime ge {format_instant(T0 + 380 * TICKS_PER_SECOND)}"
 
 
 def test_incidents_page_at_most_50():

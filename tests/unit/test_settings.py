@@ -111,7 +111,5 @@ def test_error_messages_are_actionable():
     body = {"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret provided."}
     message = str(auth_error(401, body, "acme"))
     assert "AADSTS7000215" in message and "Value" in message and "acme" in message
-    forbidden = graph_error(
-        403, {"error": {"code": "Forbidden", "message": "Missing application roles."}}, "incidents"
-    )
+    forbidden = graph_error(403, {"error": {"code": "Forbidden", "message": "Missing application roles."}}, "incidents")
     assert "SecurityIncident.Read.All" in str(forbidden) and "admin consent" in str(forbidden)

@@ -44,9 +44,7 @@ def check_base_url(url: str, field: str) -> str:
         return url.strip().rstrip("/")
     if parts.scheme == "http" and _is_loopback(host):
         return url.strip().rstrip("/")
-    raise ConfigError(
-        f"{field} must be an https URL (plain http is accepted only on a loopback address): {url!r}"
-    )
+    raise ConfigError(f"{field} must be an https URL (plain http is accepted only on a loopback address): {url!r}")
 
 
 def _is_loopback(host: str) -> bool:

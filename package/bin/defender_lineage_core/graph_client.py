@@ -158,9 +158,7 @@ class GraphClient:
             )
         next_link = body.get("@odata.nextLink")
         if next_link is not None and not isinstance(next_link, str):
-            raise MalformedResponse(
-                f"Graph sent a non-text @odata.nextLink for {resource}.", resource=resource
-            )
+            raise MalformedResponse(f"Graph sent a non-text @odata.nextLink for {resource}.", resource=resource)
         return Page([i for i in items if isinstance(i, dict)], next_link or None)
 
     def _check_link(self, url: str) -> None:
@@ -202,9 +200,7 @@ class GraphClient:
                     code=error.code,
                     resource=resource,
                 )
-            self._pause(
-                attempt, response.headers.get("Retry-After"), resource, f"HTTP {response.status_code}"
-            )
+            self._pause(attempt, response.headers.get("Retry-After"), resource, f"HTTP {response.status_code}")
             attempt += 1
 
     def _pause(self, attempt: int, retry_after: Optional[str], resource: str, reason: str) -> None:

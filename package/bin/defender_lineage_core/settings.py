@@ -67,9 +67,7 @@ def account_from_conf(name: str, values: Mapping[str, Any]) -> Account:
         tenant_id=_text(values, "tenant_id").lower(),
         client_id=_text(values, "client_id").lower(),
         auth_type=_text(values, "auth_type") or "client_secret",
-        endpoints=resolve(
-            _text(values, "cloud") or "global", _text(values, "login_url"), _text(values, "graph_url")
-        ),
+        endpoints=resolve(_text(values, "cloud") or "global", _text(values, "login_url"), _text(values, "graph_url")),
         client_secret=_text(values, "client_secret"),
         certificate=_text(values, "certificate"),
         private_key=_text(values, "private_key"),

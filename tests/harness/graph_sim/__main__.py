@@ -1,0 +1,51 @@
+"""Run the simulator: python -m tests.harness.graph_sim --seed 7 --port 0 --lifetime 600"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from datetime import datetime
+from typing import List, Optional
+
+from .server import GraphSimulator
+from .tenant import SyntheticTenant
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.harness.graph_sim", description=__doc__)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--lifetime", type=float, default=900.0, help="seconds before the server stops itself")
+    parser.add_argument("--anchor", help="the tenant's 'now', ISO-8601 UTC (default: now)")
+    parser.add_argument("--bulk", type=int, default=0, help="serve a bulk tenant with this many alert versions")
+    args = parser.parse_args(argv)
+    anchor = datetime.fromisoformat(args.anchor.replace("Z", "+00:00")) if args.anchor else None
+    if args.bulk:
+        tenant = SyntheticTenant.bulk(args.bulk, seed=args.seed, anchor=anchor)
+    else:
+        tenant = SyntheticTenant.generate(seed=args.seed, anchor=anchor)
+    sim = GraphSimulator(tenant, max_lifetime=args.lifetime, port=args.port)
+    sim.start()
+
+    def on_signal(signum: int, frame: object) -> None:
+        sim.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    info = {
+        "base_url": sim.base_url,
+        "tenant_id": sim.tenant_id,
+        "client_id": sim.client_id,
+        "client_secret": sim.client_secret,
+    }
+    sys.stdout.write(json.dumps(info) + "\n")
+    sys.stdout.flush()
+    while not sim.wait_stopped(0.5):
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""Fixtures for running the BUILT add-on: interpreters, stand-ins, and the secrets check."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+from typing import Iterator, List
+
+import pytest
+
+from tests.harness.graph_sim import GraphSimulator, SyntheticTenant
+from tests.harness.pipeline import ADDON, ROOT
+from tests.harness.splunkd_standin import SplunkdStandin
+
+
+def _find(version: str) -> str:
+    env = os.environ.get("PY" + version.replace(".", ""))
+    if env:
+        return env
+    out = subprocess.run([str(ROOT / "tools" / "find_python.sh"), version], capture_output=True, text=True, check=False)
+    return out.stdout.strip()
+
+
+INTERPRETERS = {"py39": _find("3.9"), "py313": _find("3.13")}
+for _name, _path in INTERPRETERS.items():
+    if not _path:
+        message = f"Python {_name} NOT FOUND: its runtime tests are SKIPPED"
+        warnings.warn(message, stacklevel=1)
+        print(f"\n*** WARNING: {message} ***", file=sys.stderr)
+
+
+@pytest.fixture(scope="session")
+def addon() -> Path:
+    if not (ADDON / ".built").exists():
+        pytest.fail("the add-on is not built: run `make build` (make test does it)")
+    return ADDON
+
+
+@pytest.fixture(params=sorted(INTERPRETERS), scope="session")
+def python(request: pytest.FixtureRequest) -> str:
+    path = INTERPRETERS[request.param]
+    if not path:
+        pytest.skip(f"*** Python {request.param} NOT FOUND: runtime test skipped for this interpreter ***")
+    return path
+
+
+@pytest.fixture
+def sim() -> Iterator[GraphSimulator]:
+    with GraphSimulator(SyntheticTenant.generate(seed=7), max_lifetime=600.0) as server:
+        yield server
+
+
+@pytest.fixture
+def splunkd(tmp_path: Path) -> Iterator[SplunkdStandin]:
+    with SplunkdStandin(tmp_path / "splunkd", max_lifetime=600.0) as server:
+        yield server
+        assert server.unknown_calls == [], (
+            f"the add-on called endpoints the stand-in does not know: {server.unknown_calls}"
+        )
+
+
+def scan_for_secrets(places: List[Path], texts: List[str], secrets: List[str]) -> List[str]:
+    """Where any secret appears: file paths or 'output #n'. Empty when clean."""
+    found = []
+    secrets = [s for s in secrets if s and len(s) >= 6]
+    for place in places:
+        for path in [place] if place.is_file() else sorted(p for p in place.rglob("*") if p.is_file()):
+            data = path.read_text(errors="replace")
+            found += [f"{path}: {s[:4]}..." for s in secrets if s in data]
+    for n, text in enumerate(texts):
+        found += [f"output #{n}: {s[:4]}..." for s in secrets if s in text]
+    return found

@@ -1,0 +1,154 @@
+"""defenderlineage, built, run as splunkd runs it (chunked protocol v2) under Python 3.9 and 3.13."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from defender_lineage_core.lineage import OUTPUT_FIELDS
+from tests.harness.scp_driver import CommandResult, run_command
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+ADDON = REPO / "output" / "TA-defender-lineage"
+SAMPLES = REPO.parent / "shared/reference/samples"
+INTERPRETERS = {
+    "py39": os.environ.get("PY39") or "/root/.pyenv/versions/3.9.18/bin/python3.9",
+    "py313": os.environ.get("PY313") or "/root/.pyenv/versions/3.13.0/bin/python3.13",
+}
+TENANT = "4a1f0c2e-9b7d-4c3a-8e55-2f6d1b0a9c31"
+
+
+@pytest.fixture(params=sorted(INTERPRETERS), scope="module")
+def python(request: pytest.FixtureRequest) -> str:
+    path = INTERPRETERS[request.param]
+    resolved = shutil.which(path) or (path if os.access(path, os.X_OK) else None)
+    if resolved is None:
+        message = f"!!! {request.param} interpreter not found at {path!r}: set {request.param.upper()} !!!"
+        warnings.warn(message, stacklevel=1)
+        pytest.skip(message)
+    return resolved
+
+
+@pytest.fixture(scope="module")
+def addon() -> Path:
+    if not (ADDON / "bin" / "defenderlineage.py").exists():
+        pytest.skip(f"{ADDON} is not built: run make build")
+    return ADDON
+
+
+def _sample(name: str) -> str:
+    path = SAMPLES / name
+    if not path.exists():
+        pytest.skip(f"sample {path} not found (shared/ must sit beside the repo)")
+    return path.read_text(encoding="utf-8")
+
+
+def _alert_record(raw: str, extracted: bool = True) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "_raw": raw,
+        "sourcetype": "ms:defender:graph:alert",
+        "source": f"ms_graph://{TENANT}/security/alerts_v2",
+        "_time": "1789374097",
+    }
+    if extracted:
+        data = json.loads(raw)
+        for key in ("id", "incidentId", "serviceSource", "detectionSource", "tenantId", "severity"):
+            record[key] = str(data[key])
+        record["mitreTechniques{}"] = data["mitreTechniques"]
+    return record
+
+
+def _run(addon: Path, python: str, records: list[dict[str, Any]], **kwargs: Any) -> CommandResult:
+    result = run_command(addon, python, records, **kwargs)
+    assert result.error is None, (result.error, result.stderr[-3000:])
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def _assert_contract(record: dict[str, Any]) -> None:
+    missing = [f for f in OUTPUT_FIELDS if f not in record]
+    assert not missing, missing
+
+
+def test_getinfo_is_stateful_and_records_get_the_contract(addon: Path, python: str) -> None:
+    alert = _sample("alert_v2.json")
+    incident = _sample("incident.json")
+    records = [
+        _alert_record(alert),
+        {"_raw": incident, "sourcetype": "ms:defender:graph:incident"},
+    ]
+    result = _run(addon, python, records)
+    # distributed=False: splunklib reports the streaming command as stateful, so it stays on the search head.
+    assert result.getinfo["type"] == "stateful"
+    assert len(result.records) == 2
+    for record in result.records:
+        _assert_contract(record)
+    first, second = result.records
+    assert first["lineage_path"].startswith("incident:31337 > microsoftDefenderForEndpoint > ")
+    assert first["mitreTechniques{}"] == ["T1059.001", "T1105", "T1027"]  # multivalue survives
+    assert second["lineage_layer"] == "incident" and second["incident_id"] == "31337"
+
+
+def test_field_missing_from_first_record_still_arrives_later(addon: Path, python: str) -> None:
+    alert = _sample("alert_v2.json")
+    records = [{"_raw": "plain text, nothing to place"}, _alert_record(alert, extracted=False)]
+    result = _run(addon, python, records)
+    first, second = result.records
+    assert first["alert_id"] == "" and first["lineage_warning"]
+    assert second["alert_id"].startswith("da638912345678901234")
+    assert second["service_source_label"] == "Microsoft Defender for Endpoint"
+
+
+def test_bad_events_pass_with_a_warning(addon: Path, python: str) -> None:
+    bad = [
+        {"_raw": "not json", "sourcetype": "ms:defender:graph:alert", "keep": "1"},
+        {"_raw": '{"id": "da1", "serviceSo', "sourcetype": "ms:defender:graph:alert", "keep": "2"},
+        {"_raw": "[1,2]", "keep": "3"},
+        {"_raw": json.dumps({"detectionSource": "\u202eодд\U0001f600", "serviceSource": None}), "keep": "4"},
+        {"_raw": "", "keep": "5"},
+    ]
+    result = _run(addon, python, bad)
+    assert [r["keep"] for r in result.records] == ["1", "2", "3", "4", "5"]
+    for record in result.records:
+        _assert_contract(record)
+        assert record["lineage_warning"]
+    assert "unparseable _raw" in result.records[0]["lineage_warning"]
+    assert "unknown detectionSource" in result.records[3]["lineage_warning"]
+
+
+def test_bad_option_fails_before_any_event(addon: Path, python: str) -> None:
+    result = run_command(addon, python, [{"_raw": "{}"}], args=["incidents=maybe"])
+    assert result.error is not None and "incidents=maybe" in result.error
+    assert ("ERROR", "Illegal value: incidents=maybe") in result.messages
+    assert result.chunks_sent == 0 and result.records == []
+    assert result.returncode != 0
+
+
+@pytest.mark.parametrize("args", [[], ["incidents=false"], ["incidents=t"]])
+def test_incidents_option_accepted(addon: Path, python: str, args: list[str]) -> None:
+    result = _run(addon, python, [{"_raw": "{}"}], args=args)
+    assert len(result.records) == 1
+
+
+def test_multi_chunk_stream(addon: Path, python: str) -> None:
+    alert = _sample("alert_v2.json")
+    records = [_alert_record(alert, extracted=i % 2 == 0) for i in range(2500)]
+    for i, record in enumerate(records):
+        record["serial"] = str(i)
+    result = _run(addon, python, records, chunk_size=700)
+    assert result.chunks_sent == 4
+    assert [r["serial"] for r in result.records] == [str(i) for i in range(2500)]
+    assert all(r["lineage_layer"] == "detection" and r["tenant_id"] == TENANT for r in result.records)
+
+
+def test_empty_stream(addon: Path, python: str) -> None:
+    result = _run(addon, python, [])
+    assert result.chunks_sent == 1 and result.records == []
