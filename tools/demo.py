@@ -10,6 +10,7 @@ Exits non-zero when any step fails.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import tempfile
 import time
@@ -19,7 +20,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.harness.graph_sim import GraphSimulator, SyntheticTenant  # noqa: E402
-from tests.harness.pipeline import events_to_records, run_input, seed_account, stats_values_by, values_of  # noqa: E402
+from tests.harness.pipeline import (  # noqa: E402
+    events_to_records,
+    install_app,
+    run_input,
+    seed_account,
+    stats_values_by,
+    values_of,
+)
 from tests.harness.scp_driver import run_command  # noqa: E402
 from tests.harness.splunkd_standin import SplunkdStandin  # noqa: E402
 
@@ -56,11 +64,11 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="tadl-demo-") as tmp:
         work = Path(tmp)
         tenant = SyntheticTenant.generate(seed=7)
-        with (
-            GraphSimulator(tenant, max_lifetime=600.0) as sim,
-            SplunkdStandin(work / "splunkd", max_lifetime=600.0) as sd,
-        ):
+        with contextlib.ExitStack() as servers:
+            sim = servers.enter_context(GraphSimulator(tenant, max_lifetime=600.0))
+            sd = servers.enter_context(SplunkdStandin(work / "splunkd", max_lifetime=600.0))
             print(f"[1/4] Graph simulator on {sim.base_url} (tenant {sim.tenant_id}); splunkd stand-in on {sd.uri}")
+            install_app(sd, addon)
             seed_account(sd, sim, "demo_tenant")
             sd.set_conf("ta_defender_lineage_settings", "logging", {"loglevel": "INFO"})
             events = []
@@ -86,60 +94,65 @@ def main() -> int:
             for line in summaries:
                 print(f"      log: {line[:200]}")
 
-        records = events_to_records(events, addon)
-        print("\n[3/4] The blog's search over the collected events:\n")
-        print("    " + BLOG_SPL.replace("\n", "\n    ") + "\n")
-        rows = stats_values_by(records, ["source", "serviceSource", "detectionSource"], ["index", "sourcetype"])
-        print(table(rows, ["index", "sourcetype", "source", "serviceSource", "detectionSource"]))
-        services = {v for r in records for v in values_of(r, "serviceSource")}
-        detections = {v for r in records for v in values_of(r, "detectionSource")}
-        sourcetypes = {r["sourcetype"] for r in records}
-        print(
-            f"\n    {len(sourcetypes)} sourcetypes, {len(services)} distinct serviceSource, "
-            f"{len(detections)} distinct detectionSource"
-        )
-
-        lineage = run_command(addon, args.python, records, args=[])
-        if lineage.error or lineage.returncode not in (0, None) or len(lineage.records) != len(records):
-            print(lineage.stderr[-2000:], file=sys.stderr)
-            return fail(
-                f"defenderlineage: error={lineage.error!r} returncode={lineage.returncode} "
-                f"records {len(lineage.records)}/{len(records)}"
+            records = events_to_records(events, addon)
+            print("\n[3/4] The blog's search over the collected events:\n")
+            print("    " + BLOG_SPL.replace("\n", "\n    ") + "\n")
+            rows = stats_values_by(records, ["source", "serviceSource", "detectionSource"], ["index", "sourcetype"])
+            print(table(rows, ["index", "sourcetype", "source", "serviceSource", "detectionSource"]))
+            services = {v for r in records for v in values_of(r, "serviceSource")}
+            detections = {v for r in records for v in values_of(r, "detectionSource")}
+            sourcetypes = {r["sourcetype"] for r in records}
+            print(
+                f"\n    {len(sourcetypes)} sourcetypes, {len(services)} distinct serviceSource, "
+                f"{len(detections)} distinct detectionSource"
             )
-        print(
-            f"\n[4/4] | defenderlineage  ({len(lineage.records)} events in {lineage.chunks_sent} chunks, "
-            f"{lineage.seconds:.2f} s)\n"
-        )
-        enriched = lineage.records
-        sample = _sample(enriched)
-        columns = [
-            "lineage_layer",
-            "lineage_depth",
-            "incident_id",
-            "incident_id_original",
-            "service_source",
-            "detection_source",
-            "alert_id",
-        ]
-        print(table([{c: values_of(r, c) for c in columns} for r in sample], columns, width=40))
-        print("    lineage_path of each:")
-        for r in sample:
-            print(f"      {r.get('lineage_path')}")
-        layers = sorted({str(r.get("lineage_layer")) for r in enriched})
-        warned = sum(1 for r in enriched if r.get("lineage_warning"))
-        print(f"\n    layers: {', '.join(layers)}; events with lineage_warning: {warned}")
 
-        problems = []
-        if sourcetypes != {"ms:defender:graph:alert", "ms:defender:graph:incident"}:
-            problems.append(f"sourcetypes {sorted(sourcetypes)}")
-        if len(services) < 6:
-            problems.append(f"only {len(services)} serviceSource values")
-        if len(detections) < 8:
-            problems.append(f"only {len(detections)} detectionSource values")
-        if not all(r.get("lineage_path") for r in enriched):
-            problems.append("events without lineage_path")
-        if problems:
-            return fail("; ".join(problems))
+            lineage = run_command(addon, args.python, records, splunkd_uri=sd.uri, session_key=sd.session_key)
+            if lineage.error or lineage.returncode not in (0, None) or len(lineage.records) != len(records):
+                print(lineage.stderr[-2000:], file=sys.stderr)
+                return fail(
+                    f"defenderlineage: error={lineage.error!r} returncode={lineage.returncode} "
+                    f"records {len(lineage.records)}/{len(records)}"
+                )
+            print(
+                f"\n[4/4] | defenderlineage  ({len(lineage.records)} events in {lineage.chunks_sent} chunks, "
+                f"{lineage.seconds:.2f} s)\n"
+            )
+            enriched = lineage.records
+            sample = _sample(enriched)
+            columns = [
+                "lineage_layer",
+                "incident_id",
+                "incident_id_original",
+                "service_source",
+                "detection_source",
+                "incident_severity",
+                "incident_status",
+                "incident_alert_count",
+                "incident_cross_product",
+            ]
+            print(table([{c: values_of(r, c) for c in columns} for r in sample], columns, width=40))
+            print("    lineage_path and incident_title of each:")
+            for r in sample:
+                print(f"      {r.get('lineage_path')}")
+                print(f"          {r.get('incident_title') or '(no incident)'}")
+            layers = sorted({str(r.get("lineage_layer")) for r in enriched})
+            warned = sum(1 for r in enriched if r.get("lineage_warning"))
+            print(f"\n    layers: {', '.join(layers)}; events with lineage_warning: {warned}")
+
+            problems = []
+            if sourcetypes != {"ms:defender:graph:alert", "ms:defender:graph:incident"}:
+                problems.append(f"sourcetypes {sorted(sourcetypes)}")
+            if len(services) < 6:
+                problems.append(f"only {len(services)} serviceSource values")
+            if len(detections) < 8:
+                problems.append(f"only {len(detections)} detectionSource values")
+            if not all(r.get("lineage_path") for r in enriched):
+                problems.append("events without lineage_path")
+            if not any(r.get("incident_title") for r in enriched if r.get("lineage_layer") == "detection"):
+                problems.append("no alert was enriched from the incident store")
+            if problems:
+                return fail("; ".join(problems))
     print(f"\nDemo OK in {time.monotonic() - started:.1f} s.")
     return 0
 

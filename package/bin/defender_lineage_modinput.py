@@ -8,22 +8,27 @@ keeps the cursor in the KV store, writes the XML event stream and logs.
 
 from __future__ import annotations
 
-import json
 import logging
+import os
 import time
 from typing import Any, Dict, List, Optional, Tuple
 from urllib.parse import urlsplit
 
 import requests
+from defender_lineage_eventstream import EventSink
+from defender_lineage_kvstore import IncidentStoreClient, IncidentStoreError
 from solnlib import conf_manager, log
 from solnlib.modular_input import checkpointer
 from splunklib import modularinput as smi
 
 from defender_lineage_core import settings as cfg
+from defender_lineage_core.account_check import credential_for
+from defender_lineage_core.budget import budget_per_minute, count_sharing_inputs, input_share, shared_budget
 from defender_lineage_core.collector import Collection, CursorState, ResourceSpec, RunStats, Version
 from defender_lineage_core.errors import ConfigError, DefenderLineageError
-from defender_lineage_core.graph_client import ClientSecret, GraphClient
-from defender_lineage_core.timestamps import TICKS_PER_SECOND, epoch_seconds, now_ticks
+from defender_lineage_core.graph_client import GraphClient, timeout_from_environment
+from defender_lineage_core.incident_store import docs_from_items
+from defender_lineage_core.timestamps import TICKS_PER_SECOND, now_ticks
 
 APP = "TA-defender-lineage"
 REST_ROOT = "ta_defender_lineage"
@@ -81,33 +86,17 @@ class SplunkSettings:
     def proxies(self) -> Dict[str, str]:
         return cfg.proxies_from_settings(self.stanza(f"{REST_ROOT}_settings", "proxy"))
 
+    def input_stanzas(self) -> Dict[str, Any]:
+        """Every input stanza splunkd knows (inputs.conf), to count the inputs sharing an account."""
+        return dict(self._conf("inputs").get_all())
+
+    def accounts(self) -> Dict[str, Any]:
+        return dict(self._conf(f"{REST_ROOT}_account").get_all(only_current_app=True))
+
     def checkpointer(self) -> checkpointer.KVStoreCheckpointer:
         return checkpointer.KVStoreCheckpointer(
             CHECKPOINT_COLLECTION, self.session_key, APP, scheme=self.scheme, host=self.host, port=self.port
         )
-
-
-class EventSink:
-    """Writes each item version as one event, ``_time`` from ``lastUpdateDateTime``."""
-
-    def __init__(self, writer: smi.EventWriter, index: str, sourcetype: str, source: str) -> None:
-        self.writer = writer
-        self.index = index
-        self.sourcetype = sourcetype
-        self.source = source
-
-    def __call__(self, batch: List[Version]) -> None:
-        fallback = epoch_seconds(now_ticks())
-        for version in batch:
-            self.writer.write_event(
-                smi.Event(
-                    data=json.dumps(version.item, ensure_ascii=False, separators=(",", ":")),
-                    time=epoch_seconds(version.ticks) if version.ticks is not None else fallback,
-                    index=self.index,
-                    sourcetype=self.sourcetype,
-                    source=self.source,
-                )
-            )
 
 
 def source_for(tenant_id: str, resource: str) -> str:
@@ -116,11 +105,9 @@ def source_for(tenant_id: str, resource: str) -> str:
 
 
 def graph_client(account: cfg.Account, proxies: Dict[str, str], logger: logging.Logger) -> GraphClient:
-    if account.auth_type != "client_secret":
-        raise ConfigError(
-            f"account '{account.name}': certificate authentication is not available in this version; "
-            "use a client secret."
-        )
+    # A client secret, or a certificate: the key and certificate are parsed and matched here (a bad one
+    # fails the run with a message naming the field), and a fresh PS256 assertion signs each token request.
+    credential = credential_for(account)
     session = requests.Session()
     session.headers["User-Agent"] = USER_AGENT
     session.proxies.update(proxies)
@@ -129,7 +116,7 @@ def graph_client(account: cfg.Account, proxies: Dict[str, str], logger: logging.
         account.endpoints,
         account.tenant_id,
         account.client_id,
-        ClientSecret(account.client_secret),
+        credential,
         account=account.name,
         session=session,
         logger=logger,
@@ -176,6 +163,10 @@ def run_one(
     if input_type == "defender_incidents" and cfg.is_true(params.get("expand_alerts")):
         spec = ResourceSpec(spec.name, spec.sourcetype, spec.page_size, expand="alerts")
     client = graph_client(account, splunk.proxies(), logger)
+    # Request budget, deadline and HTTP timeout (defender_lineage_core/budget.py explains the bound).
+    client.deadline = started + interval
+    client.timeout = timeout_from_environment(os.environ)
+    _attach_budget(client, splunk, account, full_name, logger)
     store = splunk.checkpointer()
     key = cfg.checkpoint_key(input_type, name)
     state = CursorState.from_json(store.get(key), account.tenant_id)
@@ -196,8 +187,17 @@ def run_one(
 
     pages_logged = [0]
 
+    # The incident store feeds defenderlineage's enrichment on this Splunk instance; deployments
+    # whose inputs run elsewhere rebuild it with the shipped saved search instead.
+    incident_store = IncidentStoreClient(metadata["session_key"], metadata["server_uri"])
+
     def emit(batch: List[Version]) -> None:
         sink(batch)
+        try:
+            incident_store.save(docs_from_items(spec.name, [v.item for v in batch], account.tenant_id))
+        except IncidentStoreError as exc:
+            # The events are written; raising now would write them again on the next run.
+            logger.warning('incident_store_save_failed input=%s error="%s"', full_name, exc)
         pages_logged[0] += 1
         log.events_ingested(logger, full_name, spec.sourcetype, len(batch), index, account=account.name)
 
@@ -221,6 +221,33 @@ def run_one(
     return stats
 
 
+def _attach_budget(
+    client: GraphClient, splunk: SplunkSettings, account: cfg.Account, full_name: str, logger: logging.Logger
+) -> None:
+    """This process's share of the app's Graph budget (defender_lineage_core/budget.py explains the bound)."""
+    per_minute = budget_per_minute(os.environ)
+    if per_minute is None:
+        return
+    try:
+        sharing = count_sharing_inputs(
+            splunk.input_stanzas(), splunk.accounts(), account.tenant_id, account.client_id, full_name
+        )
+    except Exception as exc:  # the budget must not stop collection: assume this input is alone
+        logger.warning(
+            "budget_inputs_unknown input=%s error_type=%s: counting this input only", full_name, type(exc).__name__
+        )
+        sharing = 1
+    client.budget = shared_budget(account.client_id, account.tenant_id, input_share(per_minute, sharing))
+    logger.info(
+        "request_budget input=%s account=%s tenant=%s sharing_inputs=%d requests_per_minute=%.1f",
+        full_name,
+        account.name,
+        account.tenant_id,
+        sharing,
+        client.budget.per_minute_bound(),
+    )
+
+
 def _log_summary(
     logger: logging.Logger,
     full_name: str,
@@ -237,7 +264,8 @@ def _log_summary(
     logger.info(
         "run_summary input=%s status=%s account=%s tenant=%s resource=%s pages=%d events=%d "
         "skipped_duplicates=%d without_key=%d requests=%d token_requests=%d retries=%d throttled=%d "
-        "expand_fallback=%s stopped_early=%s run_seconds=%.2f lag_seconds=%s",
+        "restarts=%d tie_rechecks=%d budget_wait_seconds=%.1f expand_fallback=%s stopped_early=%s "
+        "run_seconds=%.2f lag_seconds=%s",
         full_name,
         "ok" if ok else "failed",
         account.name,
@@ -251,6 +279,9 @@ def _log_summary(
         client.stats.token_requests,
         client.stats.retries,
         client.stats.throttled,
+        stats.restarts,
+        stats.tie_rechecks,
+        client.stats.budget_wait_seconds,
         stats.expand_fallback,
         stats.stopped_early,
         time.monotonic() - started,

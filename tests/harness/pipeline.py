@@ -19,6 +19,13 @@ ROOT = Path(__file__).resolve().parents[2]
 ADDON = ROOT / "output" / "TA-defender-lineage"
 ACCOUNT_ENCRYPTED = ["client_secret", "certificate", "private_key"]
 Record = Dict[str, Union[str, List[str]]]
+# Every input run's raw stdout and stderr, so the tests can prove no secret ever reaches them.
+OUTPUTS: List[str] = []
+
+
+def install_app(standin: SplunkdStandin, addon: Path = ADDON) -> None:
+    """The add-on as installed: its default/*.conf (settings, collections) visible through splunkd."""
+    standin.load_app_defaults(addon)
 
 
 def seed_account(
@@ -50,9 +57,10 @@ def run_input(
     addon: Path = ADDON,
     timeout: float = 300.0,
     kill_after: Optional[float] = None,
+    env: Optional[Dict[str, str]] = None,
 ) -> ModinputResult:
     stanza = {"index": "main", "interval": "300", **params}
-    return run_modular_input(
+    result = run_modular_input(
         script=addon / "bin" / f"{input_type}.py",
         python=python,
         standin=standin,
@@ -61,7 +69,11 @@ def run_input(
         checkpoint_dir=workdir / "checkpoints",
         timeout=timeout,
         kill_after=kill_after,
+        env=env,
     )
+    OUTPUTS.append(result.stdout.decode("utf-8", "replace"))
+    OUTPUTS.append(result.stderr)
+    return result
 
 
 def events_to_records(events: Sequence[Event], addon: Path = ADDON) -> List[Record]:

@@ -1,9 +1,16 @@
 """What Splunk's search-time field extraction makes of an event, for the props.conf we ship.
 
-A deliberately small interpreter: JSON extraction as ``KV_MODE = json`` names fields
-(``a.b``, ``list{}``, ``list{}.key``), then ``FIELDALIAS-*`` and the few ``EVAL-*`` functions the
-add-on uses, in Splunk's order (KV_MODE, FIELDALIAS, EVAL). It refuses any props key or eval
-expression it does not understand, so it can never pass a stanza it did not check.
+A deliberately small interpreter, in Splunk's search-time order: ``REPORT-*`` (regex transforms
+from transforms.conf with ``FORMAT = <field>::<template>`` and ``MV_ADD``), ``KV_MODE = json``
+(naming fields ``a.b``, ``list{}``, ``list{}.key``, JSON null skipped), ``FIELDALIAS-*``, then the
+``EVAL-*`` calculated fields, all evaluated on the same input (a calculated field never sees
+another one, as in Splunk).
+
+Eval expressions are parsed in full (the parser is shared with the SPL checks of the shipped
+searches), but only the functions the add-on's props.conf uses are *evaluated*, with Splunk's
+semantics for null and multivalue arguments. Anything else (a props key, a transforms key, a
+function, a multivalue argument to a function whose multivalue behaviour is not implemented here)
+raises :class:`UnsupportedProps`, so this interpreter can never pass a stanza it did not check.
 """
 
 from __future__ import annotations
@@ -11,10 +18,13 @@ from __future__ import annotations
 import configparser
 import json
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 Fields = Dict[str, List[str]]
+# An eval value: null (None), a single value (str, float, bool), or a multivalue (list of str, 2+).
+Value = Union[None, str, float, bool, List[str]]
 
 # Keys that act at index time (or only describe the sourcetype): no effect on search-time fields.
 INDEX_TIME_KEYS = {
@@ -30,19 +40,34 @@ INDEX_TIME_KEYS = {
     "description",
     "sourcetype",
 }
-_ALIAS = re.compile(r"^\s*(\S+)\s+AS\s+(\S+)\s*$", re.IGNORECASE)
-_EVAL_MVDEDUP = re.compile(r"^mvdedup\('([^']+)'\)$")
+_ALIAS_PAIR = re.compile(r"\s*([^\s\"']+)\s+AS\s+([^\s\"']+)", re.IGNORECASE)
+_FORMAT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)::(.*)$", re.DOTALL)
 
 
 class UnsupportedProps(ValueError):
     """The interpreter met a construct it does not implement."""
 
 
-def load_props(path: Path) -> configparser.RawConfigParser:
-    parser = configparser.RawConfigParser(strict=True, interpolation=None, delimiters=("=",))
+class EvalSyntaxError(ValueError):
+    """An eval expression that does not parse."""
+
+
+class ConfFile(configparser.RawConfigParser):
+    """A parsed .conf file that knows its directory (REPORT-* names stanzas of transforms.conf next to it)."""
+
+    conf_dir: Optional[Path] = None
+
+
+def load_props(path: Path) -> ConfFile:
+    parser = ConfFile(strict=True, interpolation=None, delimiters=("=",))
     parser.optionxform = str  # type: ignore[assignment,method-assign]  # keep EVAL-serviceSource's case
     parser.read(path, encoding="utf-8")
+    parser.conf_dir = Path(path).parent
     return parser
+
+
+def load_transforms(path: Path) -> ConfFile:
+    return load_props(path)
 
 
 def json_fields(raw: str) -> Fields:
@@ -69,25 +94,552 @@ def json_fields(raw: str) -> Fields:
     return fields
 
 
-def _mvdedup(source: str) -> Callable[[Fields], List[str]]:
-    def evaluate(fields: Fields) -> List[str]:
-        seen: List[str] = []
-        for value in fields.get(source, []):
-            if value not in seen:
-                seen.append(value)
-        return seen
+# ------------------------------------------------------------------------------------------ eval
+# Splunk eval functions (name -> (min args, max args or None)), for checking expressions in
+# shipped searches. Only a subset is evaluated (see _FUNCTIONS below).
+EVAL_FUNCTIONS: Dict[str, Tuple[int, Optional[int]]] = {
+    "abs": (1, 1),
+    "case": (2, None),
+    "ceiling": (1, 1),
+    "cidrmatch": (2, 2),
+    "coalesce": (1, None),
+    "floor": (1, 1),
+    "if": (3, 3),
+    "in": (2, None),
+    "isnotnull": (1, 1),
+    "isnull": (1, 1),
+    "isnum": (1, 1),
+    "isstr": (1, 1),
+    "json_array_to_mv": (1, 2),
+    "json_extract": (1, None),
+    "json_object": (0, None),
+    "len": (1, 1),
+    "like": (2, 2),
+    "lower": (1, 1),
+    "ltrim": (1, 2),
+    "match": (2, 2),
+    "max": (1, None),
+    "min": (1, None),
+    "mvappend": (1, None),
+    "mvcount": (1, 1),
+    "mvdedup": (1, 1),
+    "mvfilter": (1, 1),
+    "mvfind": (2, 2),
+    "mvindex": (2, 3),
+    "mvjoin": (2, 2),
+    "mvmap": (2, 2),
+    "mvsort": (1, 1),
+    "mvzip": (2, 3),
+    "now": (0, 0),
+    "null": (0, 0),
+    "nullif": (2, 2),
+    "printf": (1, None),
+    "relative_time": (2, 2),
+    "replace": (3, 3),
+    "round": (1, 2),
+    "rtrim": (1, 2),
+    "spath": (2, 2),
+    "split": (2, 2),
+    "strftime": (2, 2),
+    "strptime": (2, 2),
+    "substr": (2, 3),
+    "time": (0, 0),
+    "tonumber": (1, 2),
+    "tostring": (1, 2),
+    "trim": (1, 2),
+    "true": (0, 0),
+    "typeof": (1, 1),
+    "upper": (1, 1),
+    "urldecode": (1, 1),
+    "validate": (2, None),
+}
 
-    return evaluate
+
+@dataclass(frozen=True)
+class Node:
+    kind: str  # num, str, field, call, bin, not, neg
+    value: Any = None
+    args: Tuple[Node, ...] = field(default_factory=tuple)
 
 
-def extract(props: configparser.RawConfigParser, sourcetype: str, raw: str) -> Fields:
+_TOKEN = re.compile(
+    r"""\s*(?:
+    (?P<str>"(?:[^"\\]|\\.)*")
+  | (?P<qfield>'[^']*')
+  | (?P<num>\d+(?:\.\d+)?)
+  | (?P<op>==|!=|<=|>=|[=<>+\-*/%.(),])
+  | (?P<ident>[A-Za-z_][A-Za-z0-9_]*)
+    )""",
+    re.VERBOSE,
+)
+_KEYWORDS = {"AND", "OR", "NOT", "XOR", "LIKE"}
+
+
+def _unescape(body: str) -> str:
+    # Splunk eval strings: \" is a quote and \\ a backslash; any other backslash stays as written
+    # (so regexes such as "\d+" or "\[" reach match() unchanged).
+    return re.sub(r"\\([\"\\])", r"\1", body)
+
+
+def _tokens(text: str) -> List[Tuple[str, str]]:
+    out: List[Tuple[str, str]] = []
+    pos = 0
+    text = text.rstrip()
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if not m or m.end() == pos:
+            raise EvalSyntaxError(f"cannot read eval expression at {text[pos : pos + 30]!r}")
+        kind = m.lastgroup or ""
+        tok = m.group(kind)
+        if kind == "ident" and tok.upper() in _KEYWORDS and tok.isupper():
+            kind = "kw"
+        out.append((kind, tok))
+        pos = m.end()
+    return out
+
+
+class _Parser:
+    def __init__(self, text: str) -> None:
+        self.toks = _tokens(text)
+        self.i = 0
+
+    def peek(self, offset: int = 0) -> Tuple[str, str]:
+        j = self.i + offset
+        return self.toks[j] if j < len(self.toks) else ("end", "")
+
+    def take(self, kind: str, value: Optional[str] = None) -> str:
+        k, v = self.peek()
+        if k != kind or (value is not None and v != value):
+            raise EvalSyntaxError(f"expected {value or kind}, found {v or 'end of expression'!r}")
+        self.i += 1
+        return v
+
+    def at(self, kind: str, value: str) -> bool:
+        return self.peek() == (kind, value)
+
+    def parse(self) -> Node:
+        node = self.expr()
+        if self.peek()[0] != "end":
+            raise EvalSyntaxError(f"unexpected {self.peek()[1]!r}")
+        return node
+
+    def expr(self) -> Node:
+        node = self.and_()
+        while self.at("kw", "OR") or self.at("kw", "XOR"):
+            op = self.take("kw")
+            node = Node("bin", op, (node, self.and_()))
+        return node
+
+    def and_(self) -> Node:
+        node = self.not_()
+        while self.at("kw", "AND"):
+            self.take("kw")
+            node = Node("bin", "AND", (node, self.not_()))
+        return node
+
+    def not_(self) -> Node:
+        if self.at("kw", "NOT"):
+            self.take("kw")
+            return Node("not", None, (self.not_(),))
+        return self.cmp()
+
+    def cmp(self) -> Node:
+        node = self.add()
+        k, v = self.peek()
+        if (k == "op" and v in ("==", "=", "!=", "<", ">", "<=", ">=")) or (k, v) == ("kw", "LIKE"):
+            self.i += 1
+            node = Node("bin", "==" if v == "=" else v, (node, self.add()))
+        return node
+
+    def add(self) -> Node:
+        node = self.mul()
+        while self.peek()[0] == "op" and self.peek()[1] in ("+", "-", "."):
+            op = self.take("op")
+            node = Node("bin", op, (node, self.mul()))
+        return node
+
+    def mul(self) -> Node:
+        node = self.unary()
+        while self.peek()[0] == "op" and self.peek()[1] in ("*", "/", "%"):
+            op = self.take("op")
+            node = Node("bin", op, (node, self.unary()))
+        return node
+
+    def unary(self) -> Node:
+        if self.at("op", "-"):
+            self.take("op")
+            return Node("neg", None, (self.unary(),))
+        return self.primary()
+
+    def primary(self) -> Node:
+        k, v = self.peek()
+        if k == "num":
+            self.i += 1
+            return Node("num", float(v))
+        if k == "str":
+            self.i += 1
+            return Node("str", _unescape(v[1:-1]))
+        if k == "qfield":
+            self.i += 1
+            return Node("field", v[1:-1])
+        if k == "op" and v == "(":
+            self.take("op", "(")
+            node = self.expr()
+            self.take("op", ")")
+            return node
+        if k == "ident":
+            self.i += 1
+            if self.at("op", "("):
+                self.take("op", "(")
+                args: List[Node] = []
+                if not self.at("op", ")"):
+                    args.append(self.expr())
+                    while self.at("op", ","):
+                        self.take("op", ",")
+                        args.append(self.expr())
+                self.take("op", ")")
+                name = v.lower()
+                if name not in EVAL_FUNCTIONS:
+                    raise EvalSyntaxError(f"unknown eval function {v}()")
+                low, high = EVAL_FUNCTIONS[name]
+                if len(args) < low or (high is not None and len(args) > high):
+                    raise EvalSyntaxError(f"{v}() takes {low}..{high if high is not None else 'n'} arguments")
+                if name in ("mvmap",) and args[0].kind != "field":
+                    raise EvalSyntaxError("mvmap()'s first argument must be a field")
+                return Node("call", name, tuple(args))
+            return Node("field", v)
+        raise EvalSyntaxError(f"unexpected {v or 'end of expression'!r}")
+
+
+def parse_expression(text: str) -> Node:
+    """Parse one eval expression (raises EvalSyntaxError)."""
+    return _Parser(text).parse()
+
+
+def referenced_fields(node: Node) -> List[str]:
+    """Field names an expression reads (for mvmap, the iterated field counts once)."""
+    out: List[str] = []
+
+    def walk(n: Node) -> None:
+        if n.kind == "field" and n.value not in out:
+            out.append(n.value)
+        for a in n.args:
+            walk(a)
+
+    walk(node)
+    return out
+
+
+# ---- evaluation (only what props.conf uses) ---------------------------------------------------
+Env = Dict[str, Value]
+
+
+def _as_value(values: Optional[List[str]]) -> Value:
+    if not values:
+        return None
+    return values[0] if len(values) == 1 else list(values)
+
+
+def _values(v: Value) -> List[str]:
+    if v is None:
+        return []
+    if isinstance(v, list):
+        return list(v)
+    return [_text(v)]
+
+
+def _text(v: Value) -> str:
+    if isinstance(v, bool):
+        raise UnsupportedProps("a boolean used as a value")
+    if isinstance(v, float):
+        return str(int(v)) if v.is_integer() else repr(v)
+    if isinstance(v, list):
+        raise UnsupportedProps("a multivalue where a single value is needed")
+    return str(v)
+
+
+def _single(v: Value, what: str) -> Value:
+    if isinstance(v, list):
+        raise UnsupportedProps(f"multivalue argument to {what}() is not implemented here")
+    return v
+
+
+def _truth(v: Value) -> bool:
+    if v is None:
+        return False
+    if isinstance(v, bool):
+        return v
+    raise UnsupportedProps("a non-boolean used as a condition")
+
+
+def _number(v: Value) -> Optional[float]:
+    v = _single(v, "comparison")
+    if v is None or isinstance(v, bool):
+        return None
+    if isinstance(v, float):
+        return v
+    try:
+        return float(_text(v))
+    except ValueError:
+        return None
+
+
+def _json_path(doc: Any, path: str) -> Any:
+    if not re.fullmatch(r"[A-Za-z_@][A-Za-z0-9_@.]*", path) or ".." in path:
+        raise UnsupportedProps(f"json_extract path {path!r} (only plain key paths are implemented)")
+    for key in path.split("."):
+        if not isinstance(doc, dict) or key not in doc:
+            return None
+        doc = doc[key]
+    return doc
+
+
+def _json_extract(v: Value, path: Value) -> Value:
+    v = _single(v, "json_extract")
+    path_text = _text(_single(path, "json_extract"))
+    _json_path({}, path_text)  # refuses paths it does not implement, whatever the input
+    if v is None:
+        return None
+    try:
+        doc = json.loads(_text(v))
+    except ValueError:
+        return None
+    out = _json_path(doc, path_text)
+    if out is None:
+        return None
+    if isinstance(out, (dict, list)):
+        return json.dumps(out, separators=(",", ":"), ensure_ascii=False)
+    if isinstance(out, bool):
+        return "true" if out else "false"
+    return str(out)
+
+
+def _compare(op: str, a: Value, b: Value) -> Value:
+    a, b = _single(a, "comparison"), _single(b, "comparison")
+    if a is None or b is None:
+        return None
+    if op == "LIKE":
+        pattern = "".join(".*" if c == "%" else "." if c == "_" else re.escape(c) for c in _text(b))
+        return re.fullmatch(pattern, _text(a), re.DOTALL) is not None
+    na, nb = _number(a), _number(b)
+    if na is not None and nb is not None:
+        x: Any = na
+        y: Any = nb
+    elif op in ("==", "!="):
+        x, y = _text(a), _text(b)
+    else:
+        raise UnsupportedProps(f"{op} on non-numbers is not implemented here")
+    return {"==": x == y, "!=": x != y, "<": x < y, ">": x > y, "<=": x <= y, ">=": x >= y}[op]
+
+
+def evaluate(node: Node, env: Env) -> Value:
+    """Value of an expression over one event's fields (Splunk semantics for the subset used)."""
+    if node.kind == "num":
+        return float(node.value)
+    if node.kind == "str":
+        return str(node.value)
+    if node.kind == "field":
+        return env.get(node.value)
+    if node.kind == "not":
+        inner = evaluate(node.args[0], env)
+        return None if inner is None else not _truth(inner)
+    if node.kind == "bin":
+        op = node.value
+        if op in ("AND", "OR"):
+            left = _truth(evaluate(node.args[0], env))
+            if op == "AND":
+                return left and _truth(evaluate(node.args[1], env))
+            return left or _truth(evaluate(node.args[1], env))
+        if op in ("==", "!=", "<", ">", "<=", ">=", "LIKE"):
+            return _compare(op, evaluate(node.args[0], env), evaluate(node.args[1], env))
+        raise UnsupportedProps(f"operator {op}")
+    if node.kind == "call":
+        fn = _FUNCTIONS.get(node.value)
+        if fn is None:
+            raise UnsupportedProps(f"eval function {node.value}() is not implemented here")
+        return fn(node.args, env)
+    raise UnsupportedProps(f"eval construct {node.kind}")
+
+
+def _f_coalesce(args: Sequence[Node], env: Env) -> Value:
+    for a in args:
+        v = evaluate(a, env)
+        if v is not None:
+            return v
+    return None
+
+
+def _f_if(args: Sequence[Node], env: Env) -> Value:
+    return evaluate(args[1] if _truth(evaluate(args[0], env)) else args[2], env)
+
+
+def _f_case(args: Sequence[Node], env: Env) -> Value:
+    if len(args) % 2:
+        raise UnsupportedProps("case() with an odd number of arguments")
+    for i in range(0, len(args), 2):
+        if _truth(evaluate(args[i], env)):
+            return evaluate(args[i + 1], env)
+    return None
+
+
+def _f_lower(args: Sequence[Node], env: Env) -> Value:
+    v = _single(evaluate(args[0], env), "lower")
+    return None if v is None else _text(v).lower()
+
+
+def _f_mvdedup(args: Sequence[Node], env: Env) -> Value:
+    seen: List[str] = []
+    for v in _values(evaluate(args[0], env)):
+        if v not in seen:
+            seen.append(v)
+    return _as_value(seen)
+
+
+def _f_mvappend(args: Sequence[Node], env: Env) -> Value:
+    out: List[str] = []
+    for a in args:
+        out.extend(_values(evaluate(a, env)))
+    return _as_value(out)
+
+
+def _f_mvmap(args: Sequence[Node], env: Env) -> Value:
+    name = args[0].value
+    out: List[str] = []
+    for v in _values(env.get(name)):
+        result = evaluate(args[1], {**env, name: v})
+        out.extend(_values(result))  # a null result adds nothing
+    return _as_value(out)
+
+
+def _f_mvfilter(args: Sequence[Node], env: Env) -> Value:
+    names = referenced_fields(args[0])
+    if len(names) != 1:
+        raise UnsupportedProps("mvfilter() must reference exactly one field")
+    name = names[0]
+    kept = [v for v in _values(env.get(name)) if _truth(evaluate(args[0], {**env, name: v}))]
+    return _as_value(kept)
+
+
+def _f_json_extract(args: Sequence[Node], env: Env) -> Value:
+    if len(args) != 2:
+        raise UnsupportedProps("json_extract() with other than one path")
+    return _json_extract(evaluate(args[0], env), evaluate(args[1], env))
+
+
+def _f_match(args: Sequence[Node], env: Env) -> Value:
+    subject = _single(evaluate(args[0], env), "match")
+    pattern = _single(evaluate(args[1], env), "match")
+    if subject is None or pattern is None:
+        return None
+    return re.search(_text(pattern), _text(subject)) is not None
+
+
+def _f_nullif(args: Sequence[Node], env: Env) -> Value:
+    a = _single(evaluate(args[0], env), "nullif")
+    b = _single(evaluate(args[1], env), "nullif")
+    return None if a is not None and b is not None and _text(a) == _text(b) else a
+
+
+def _f_isnull(args: Sequence[Node], env: Env) -> Value:
+    return evaluate(args[0], env) is None
+
+
+def _f_isnotnull(args: Sequence[Node], env: Env) -> Value:
+    return evaluate(args[0], env) is not None
+
+
+def _f_tonumber(args: Sequence[Node], env: Env) -> Value:
+    if len(args) != 1:
+        raise UnsupportedProps("tonumber() with a base")
+    return _number(evaluate(args[0], env))
+
+
+def _f_true(args: Sequence[Node], env: Env) -> Value:
+    return True
+
+
+def _f_null(args: Sequence[Node], env: Env) -> Value:
+    return None
+
+
+_FUNCTIONS: Dict[str, Callable[[Sequence[Node], Env], Value]] = {
+    "coalesce": _f_coalesce,
+    "if": _f_if,
+    "case": _f_case,
+    "lower": _f_lower,
+    "mvdedup": _f_mvdedup,
+    "mvappend": _f_mvappend,
+    "mvmap": _f_mvmap,
+    "mvfilter": _f_mvfilter,
+    "json_extract": _f_json_extract,
+    "match": _f_match,
+    "nullif": _f_nullif,
+    "isnull": _f_isnull,
+    "isnotnull": _f_isnotnull,
+    "tonumber": _f_tonumber,
+    "true": _f_true,
+    "null": _f_null,
+}
+
+
+# ------------------------------------------------------------------------------------ transforms
+def _format(template: str, groups: Sequence[Optional[str]]) -> str:
+    """FORMAT's $N replaced by regex group N (a group that did not take part is empty)."""
+    return re.sub(r"\$(\d+)", lambda g: groups[int(g.group(1))] or "", template)
+
+
+@dataclass(frozen=True)
+class RegexReport:
+    name: str
+    regex: re.Pattern[str]
+    field: str
+    template: str
+
+    def apply(self, raw: str, fields: Fields) -> None:
+        for m in self.regex.finditer(raw):
+            value = _format(self.template, [m.group(0), *m.groups()])
+            if value:
+                fields.setdefault(self.field, []).append(value)
+
+
+def report_transform(transforms: Optional[configparser.RawConfigParser], name: str) -> RegexReport:
+    if transforms is None or not transforms.has_section(name):
+        raise UnsupportedProps(f"REPORT names transforms stanza [{name}], which is not there")
+    options = {k.upper(): v for k, v in transforms.items(name)}
+    unknown = set(options) - {"REGEX", "FORMAT", "MV_ADD", "SOURCE_KEY"}
+    if unknown:
+        raise UnsupportedProps(f"[{name}] {sorted(unknown)}")
+    if options.get("SOURCE_KEY", "_raw").strip() != "_raw":
+        raise UnsupportedProps(f"[{name}] SOURCE_KEY other than _raw")
+    if options.get("MV_ADD", "false").strip().lower() not in ("true", "1"):
+        raise UnsupportedProps(f"[{name}] without MV_ADD = true (first-match-wins is not implemented)")
+    fmt = _FORMAT.match(options.get("FORMAT", "").strip())
+    if not fmt:
+        raise UnsupportedProps(f"[{name}] FORMAT other than <field>::<template>")
+    regex = options.get("REGEX", "").strip()
+    if re.search(r"\(\?<|\(\?P|\(\?R|\(\?\d|\\[gk]", regex):
+        raise UnsupportedProps(f"[{name}] named groups, recursion or back-references")
+    return RegexReport(name, re.compile(regex), fmt.group(1), fmt.group(2))
+
+
+# ------------------------------------------------------------------------------------- extract
+def extract(
+    props: configparser.RawConfigParser,
+    sourcetype: str,
+    raw: str,
+    transforms: Optional[configparser.RawConfigParser] = None,
+) -> Fields:
     """Search-time fields of one event of ``sourcetype``."""
     if not props.has_section(sourcetype):
         raise UnsupportedProps(f"no props stanza [{sourcetype}]")
+    conf_dir = getattr(props, "conf_dir", None)
+    if transforms is None and conf_dir is not None and (conf_dir / "transforms.conf").exists():
+        transforms = load_transforms(conf_dir / "transforms.conf")
     options = dict(props.items(sourcetype))
-    aliases: List[tuple[str, str]] = []
-    evals: List[tuple[str, Callable[[Fields], List[str]]]] = []
-    fields: Fields = {}
+    reports: List[RegexReport] = []
+    aliases: List[Tuple[str, str]] = []
+    evals: List[Tuple[str, Node]] = []
+    kv_json = False
     for key, value in options.items():
         lower = key.lower()
         if lower in INDEX_TIME_KEYS:
@@ -95,24 +647,36 @@ def extract(props: configparser.RawConfigParser, sourcetype: str, raw: str) -> F
         if lower == "kv_mode":
             if value.strip() != "json":
                 raise UnsupportedProps(f"KV_MODE = {value}")
-            fields = json_fields(raw)
+            kv_json = True
+        elif lower.startswith("report-"):
+            for name in (n.strip() for n in value.split(",")):
+                reports.append(report_transform(transforms, name))
         elif lower.startswith("fieldalias-"):
-            match = _ALIAS.match(value)
-            if not match:
+            pairs = _ALIAS_PAIR.findall(value)
+            if not pairs or _ALIAS_PAIR.sub("", value).strip():
                 raise UnsupportedProps(f"{key} = {value}")
-            aliases.append((match.group(1), match.group(2)))
+            aliases.extend(pairs)
         elif lower.startswith("eval-"):
-            match = _EVAL_MVDEDUP.match(value.strip())
-            if not match:
-                raise UnsupportedProps(f"{key} = {value}")
-            evals.append((key.split("-", 1)[1], _mvdedup(match.group(1))))
+            try:
+                evals.append((key.split("-", 1)[1], parse_expression(value)))
+            except EvalSyntaxError as exc:
+                raise UnsupportedProps(f"{key}: {exc}") from exc
         else:
             raise UnsupportedProps(f"[{sourcetype}] {key}")
+    fields: Fields = {}
+    for report in reports:  # REPORT before KV_MODE, as splunk orders search-time extraction
+        report.apply(raw, fields)
+    if kv_json:
+        for name, values in json_fields(raw).items():
+            fields.setdefault(name, []).extend(values)
     for source, target in aliases:
         if source in fields:
             fields[target] = list(fields[source])
-    computed = [(name, evaluate(fields)) for name, evaluate in evals]  # EVALs see the same input
-    for name, values in computed:
+    env: Env = {name: _as_value(values) for name, values in fields.items()}
+    env["_raw"] = raw
+    computed = [(name, evaluate(node, env)) for name, node in evals]  # EVALs see the same input
+    for name, result in computed:
+        values = _values(result)
         if values:
             fields[name] = values
         else:

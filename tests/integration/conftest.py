@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import warnings
@@ -12,7 +13,7 @@ from typing import Iterator, List
 import pytest
 
 from tests.harness.graph_sim import GraphSimulator, SyntheticTenant
-from tests.harness.pipeline import ADDON, ROOT
+from tests.harness.pipeline import ADDON, OUTPUTS, ROOT, install_app
 from tests.harness.splunkd_standin import SplunkdStandin
 
 
@@ -54,12 +55,26 @@ def sim() -> Iterator[GraphSimulator]:
 
 
 @pytest.fixture
-def splunkd(tmp_path: Path) -> Iterator[SplunkdStandin]:
+def splunkd(addon: Path, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[SplunkdStandin]:
+    """The splunkd stand-in; afterwards, proves the add-on called only endpoints it knows and that no
+    secret, token or session key reached a log, a checkpoint, an event or the process output."""
+    OUTPUTS.clear()
     with SplunkdStandin(tmp_path / "splunkd", max_lifetime=600.0) as server:
+        install_app(server, addon)
         yield server
         assert server.unknown_calls == [], (
             f"the add-on called endpoints the stand-in does not know: {server.unknown_calls}"
         )
+        secrets = [server.session_key]
+        if "sim" in request.fixturenames:
+            graph = request.getfixturevalue("sim")
+            secrets += [graph.client_secret, *graph.issued_tokens]
+        stored = "".join(str(c.get("clear_password", "")) for c in server.credentials())  # chunked JSON, in order
+        secrets += re.findall(r'"(?:client_secret|private_key|certificate|proxy_password)":\s*"([^"]+)"', stored)
+        places = [p for p in tmp_path.iterdir() if p.name != "splunkd"]  # the stand-in's own store holds them
+        leaks = scan_for_secrets(places, list(OUTPUTS), secrets)
+        assert leaks == [], f"secrets leaked: {leaks}"
+        assert any(len(s) >= 6 for s in secrets)
 
 
 def scan_for_secrets(places: List[Path], texts: List[str], secrets: List[str]) -> List[str]:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from defender_lineage_core.incident_store import INCIDENT_OUTPUT_FIELDS
 from defender_lineage_core.lineage import OUTPUT_FIELDS
 from tests.harness.scp_driver import CommandResult, run_command
 
@@ -74,7 +75,7 @@ def _run(addon: Path, python: str, records: list[dict[str, Any]], **kwargs: Any)
 
 
 def _assert_contract(record: dict[str, Any]) -> None:
-    missing = [f for f in OUTPUT_FIELDS if f not in record]
+    missing = [f for f in (*OUTPUT_FIELDS, *INCIDENT_OUTPUT_FIELDS) if f not in record]
     assert not missing, missing
 
 

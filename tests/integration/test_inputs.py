@@ -16,7 +16,8 @@ import pytest
 from defender_lineage_core.timestamps import epoch_seconds, parse_instant
 from tests.harness.graph_sim import GraphSimulator
 from tests.harness.modinput_runner import run_scheme, run_validate
-from tests.harness.pipeline import run_input, seed_account
+from tests.harness.pipeline import events_to_records, run_input, seed_account
+from tests.harness.scp_driver import run_command
 from tests.harness.splunkd_standin import SplunkdStandin
 from tests.integration.conftest import scan_for_secrets
 
@@ -73,6 +74,7 @@ def test_collects_every_visible_version_once_then_nothing(
     if resource == "incidents":
         assert int(lists[0].query["$top"]) <= 50 and "$expand" not in lists[0].query
     lines = log_lines(tmp_path)
+    assert not [line for line in lines if "Traceback" in line or "ERROR" in line], "a clean run logs no error"
     assert any("events_ingested" in line for line in lines)
     summary = [line for line in lines if "run_summary" in line]
     assert summary and f"events={len(first.events)}" in summary[-1] and "status=ok" in summary[-1]
@@ -179,3 +181,37 @@ def test_scheme_and_validation_name_the_field(addon, python, splunkd: SplunkdSta
         {"account": "acme", "start_date": "2026-11-01", "interval": "300"},
     )
     assert code == 0, out
+
+
+def test_the_secret_scan_finds_a_leak(tmp_path: Path):
+    # The guard every integration test runs must be able to fail.
+    log = tmp_path / "var" / "log" / "x.log"
+    log.parent.mkdir(parents=True)
+    log.write_text("token=eyJ0eXAiOiJKV1QifQ.payload.sig other=1")
+    assert scan_for_secrets([tmp_path / "var"], [], ["eyJ0eXAiOiJKV1QifQ.payload.sig"]) != []
+    assert scan_for_secrets([tmp_path / "var"], ["...s3cr3t-value..."], ["s3cr3t-value"]) != []
+    assert scan_for_secrets([tmp_path / "var"], ["clean"], ["s3cr3t-value"]) == []
+
+
+def test_inputs_feed_the_incident_store_that_enriches_the_command(
+    addon, python, sim: GraphSimulator, splunkd: SplunkdStandin, tmp_path: Path
+):
+    seed_account(splunkd, sim, "acme")
+    events = []
+    for input_type in ("defender_alerts", "defender_incidents"):
+        result = run_input(
+            splunkd, tmp_path, input_type, "s", {"account": "acme", "start_date": FAR_BACK}, python, addon=addon
+        )
+        assert result.returncode == 0
+        events += result.events
+    docs = splunkd.kv_records("ta_defender_lineage_incidents")
+    assert docs, "the inputs wrote nothing to the incident store"
+    records = events_to_records(events, addon)
+    lineage = run_command(addon, python, records, splunkd_uri=splunkd.uri, session_key=splunkd.session_key)
+    assert lineage.error is None and len(lineage.records) == len(records)
+    alerts = [r for r in lineage.records if r.get("lineage_layer") == "detection" and r.get("incident_id")]
+    assert alerts and all(r.get("incident_title") and r.get("incident_status") for r in alerts)
+    crossing = [r for r in lineage.records if r.get("incident_cross_product") == "true"]
+    assert crossing, "the synthetic tenant has incidents spanning products"
+    merged = [r for r in lineage.records if r.get("incident_id_original")]
+    assert merged and all(r["incident_id"] != r["incident_id_original"] for r in merged)

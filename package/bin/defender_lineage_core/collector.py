@@ -5,6 +5,13 @@ asks Graph for ``lastUpdateDateTime ge cursor - overlap`` in ascending order and
 it remembers writing inside the overlap, so boundary ties and late arrivals are written exactly
 once. The state is saved after every page's events are written, so a killed process repeats at
 most the page in flight.
+
+Paging never goes deep with ``$skip``: after each page the next request is a fresh query from the
+newest instant on that page (``_follow``), so alerts updated while a listing is read cannot make
+another alert slide past the reader. Graph's ``@odata.nextLink`` is followed only across a run of
+versions sharing one instant that is wider than a page, and such a run is read again if one of its
+members changed meanwhile. A run that reaches its deadline (between pages, or when a wait for the
+request budget, a ``Retry-After`` or a back-off would pass it) stops cleanly; the cursor stays.
 """
 
 from __future__ import annotations
@@ -13,12 +20,15 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
-from .errors import GraphError
-from .graph_client import GraphClient
+from .budget import DeadlineReached
+from .errors import GraphError, MalformedResponse
+from .graph_client import GraphClient, NextRequest, Page
 from .timestamps import TICKS_PER_SECOND, format_instant, parse_instant
 
 STATE_VERSION = 1
 DEFAULT_OVERLAP_SECONDS = 120
+# Answers to an $expand query that end it at once: the plain listing replaces it (no retry storm).
+EXPAND_FAIL_FAST = frozenset({500, 502, 504})
 
 
 @dataclass(frozen=True)
@@ -38,6 +48,7 @@ INCIDENTS = ResourceSpec("incidents", "ms:defender:graph:incident", page_size=50
 class Version:
     item: Dict[str, Any]
     ticks: Optional[int]  # lastUpdateDateTime; None when the item lacks a usable one
+    text: Optional[str] = None  # the item's JSON as Graph sent it, when known
 
 
 @dataclass
@@ -79,6 +90,8 @@ class RunStats:
     stopped_early: bool = False
     expand_fallback: bool = False
     out_of_order: bool = False
+    restarts: int = 0  # pages read by a fresh query from an advanced filter boundary
+    tie_rechecks: int = 0
 
 
 class Collection:
@@ -107,39 +120,107 @@ class Collection:
         self.log = logger or logging.getLogger(__name__)
         self.stats = RunStats(spec.name)
         self._last_seen: Optional[int] = None
+        self._since = self._first_since()  # the filter boundary of the listing being read
+        self._tie_members: Dict[int, Set[str]] = {}
+        self._tie_until: Dict[int, int] = {}
+        self._open_tie: Optional[int] = None
+        self._unstable_ties: Set[int] = set()
 
-    def params(self, expand: bool) -> Dict[str, str]:
-        since = self.start_ticks if self.state.cursor is None else self.state.cursor - self.overlap
-        params = {
-            "$filter": f"lastUpdateDateTime ge {format_instant(since)}",
-            "$orderby": "lastUpdateDateTime asc",
-            "$top": str(self.spec.page_size),
-        }
+    def _filter_params(self, since: int, expand: bool, until: Optional[int] = None) -> Dict[str, str]:
+        clause = f"lastUpdateDateTime ge {format_instant(since)}"
+        if until is not None:
+            clause += f" and lastUpdateDateTime le {format_instant(until)}"
+        params = {"$filter": clause, "$orderby": "lastUpdateDateTime asc", "$top": str(self.spec.page_size)}
         if expand and self.spec.expand:
             params["$expand"] = self.spec.expand
         return params
 
+    def params(self, expand: bool) -> Dict[str, str]:
+        return self._filter_params(self._first_since(), expand)
+
+    def _first_since(self) -> int:
+        return self.start_ticks if self.state.cursor is None else self.state.cursor - self.overlap
+
     def run(self) -> RunStats:
+        expand = bool(self.spec.expand)
+        since = self._first_since()
         try:
-            self._page_through(expand=bool(self.spec.expand))
-        except GraphError as exc:
-            if not (self.spec.expand and self.stats.pages == 0 and exc.status >= 500):
-                raise
-            # Large tenants answer $expand=alerts with persistent 5xx; plain listing works.
-            self.stats.expand_fallback = True
+            while True:
+                try:
+                    complete = self._page_through(since, expand)
+                    break
+                except GraphError as exc:
+                    if not (expand and exc.status >= 500 and not isinstance(exc, MalformedResponse)):
+                        raise
+                    # Large tenants answer $expand=alerts with persistent 5xx; plain listing works.
+                    # Restart from the boundary of the failed request: nothing unread lies before it.
+                    expand = False
+                    since = self._since
+                    self.stats.expand_fallback = True
+                    self.log.warning(
+                        "expand_fallback resource=%s status=%s: listing %s without $expand=%s for the rest of this run",
+                        self.spec.name,
+                        exc.status,
+                        self.spec.name,
+                        self.spec.expand,
+                    )
+            if complete:
+                self._recheck_unstable_ties(expand)
+        except DeadlineReached as exc:
+            self.stats.stopped_early = True
             self.log.warning(
-                "expand_fallback resource=%s status=%s: listing %s without $expand=%s for this run",
-                self.spec.name,
-                exc.status,
-                self.spec.name,
-                self.spec.expand,
+                "run_deadline resource=%s pages=%d: %s", self.spec.name, self.stats.pages, str(exc).rstrip(".")
             )
-            self._page_through(expand=False)
+            return self.stats
+        if self.stats.out_of_order and not self.stats.stopped_early:
+            self._advance(final=True)
+            self.save(self.state)
         return self.stats
 
-    def _page_through(self, expand: bool) -> None:
-        for page in self.client.pages(self.spec.name, self.params(expand)):
-            self._take(page.items)
+    def _follow(self, page: Page, expand: bool) -> Optional[NextRequest]:
+        """What to read after ``page``: a fresh query from a later filter boundary where possible.
+
+        Following Graph's ``$skip`` links is unsafe while alerts change: an alert updated after it
+        was read leaves its place for the end of the listing, every later alert moves up one
+        place, and the first alert of the next page slides into the page already read; the cursor
+        then passes it for good. A query ``ge <newest instant on this page>`` has no offset to go
+        stale: whatever is not yet read is at or after that instant. The versions at the instant
+        itself are read twice and skipped as already written. Graph's own link is followed only
+        when no boundary can be advanced: a page that is entirely one instant (more alerts share it
+        than fit on a page) or a listing Graph did not sort.
+        """
+        if not page.next_link:
+            return None
+        stamps = [t for t in (self._ticks_of(item) for item in page.items) if t is not None]
+        ascending = all(a <= b for a, b in zip(stamps, stamps[1:])) and (not stamps or stamps[0] >= self._since)
+        if stamps and ascending and not self.stats.out_of_order and stamps[-1] > self._since:
+            if self._open_tie is not None:
+                # What was read by offset ran from the tie's instant to here: a re-read covers that span.
+                self._tie_until[self._open_tie] = stamps[-1]
+                self._open_tie = None
+            self._since = stamps[-1]
+            self.stats.restarts += 1
+            return self.client.resource_url(self.spec.name), self._filter_params(self._since, expand)
+        if stamps and ascending and stamps[-1] == self._since:
+            # A run of versions that share one instant is wider than a page: only $skip can cross it.
+            # Remember whom it held, to notice one of them being updated while we page through it.
+            self._open_tie = self._since
+            members = self._tie_members.setdefault(self._since, set())
+            members.update(str(item.get("id")) for item in page.items if self._ticks_of(item) == self._since)
+        return page.next_link, None
+
+    def _page_through(self, since: int, expand: bool) -> bool:
+        """Read the listing from ``since``; False when it stopped early at the deadline."""
+        self._since = since
+        fail_fast = EXPAND_FAIL_FAST if expand and self.spec.expand else frozenset()
+        listing = self.client.pages(
+            self.spec.name,
+            self._filter_params(since, expand),
+            follow=lambda page: self._follow(page, expand),
+            fail_fast=fail_fast,
+        )
+        for page in listing:
+            self._take(page.items, page.texts)
             if page.next_link and self.deadline_passed():
                 self.stats.stopped_early = True
                 self.log.warning(
@@ -148,15 +229,45 @@ class Collection:
                     self.spec.name,
                     self.stats.pages,
                 )
-                return
-        if self.stats.out_of_order:
-            self._advance(final=True)
-            self.save(self.state)
+                return False
+        return True
 
-    def _take(self, items: List[Dict[str, Any]]) -> None:
+    def _recheck_unstable_ties(self, expand: bool) -> None:
+        """Read again, once, the span paged by offset across a page-wide tie in which a member was
+        updated meanwhile.
+
+        Inside a tie only ``$skip`` pages, so an update can make an unread version (of the tie, or
+        just after it) slide onto a page already read (see ``_follow``); the cursor then passes it.
+        The updated member's new version shows up later in the same listing, which is how the tie is
+        known to be unstable; the span from the tie's instant to the next filter restart is read again.
+        """
+        for instant in sorted(self._unstable_ties):
+            self.stats.tie_rechecks += 1
+            self.log.warning(
+                "tie_recheck resource=%s instant=%s: an alert sharing this instant with more than a page of others "
+                "changed while it was read; reading that span again",
+                self.spec.name,
+                format_instant(instant),
+            )
+            self._since = instant
+            until = self._tie_until.get(instant)  # None: the listing ended inside the tie's pages
+            listing = self.client.pages(self.spec.name, self._filter_params(instant, expand, until=until))
+            for page in listing:
+                self._take(page.items, page.texts, recheck=True)
+        self._unstable_ties.clear()
+
+    @staticmethod
+    def _ticks_of(item: Dict[str, Any]) -> Optional[int]:
+        key = item.get("id")
+        if not isinstance(key, str) or not key:
+            return None
+        return parse_instant(item.get("lastUpdateDateTime"))
+
+    def _take(self, items: List[Dict[str, Any]], texts: Optional[List[str]] = None, recheck: bool = False) -> None:
         batch: List[Version] = []
         written: List[Tuple[str, int]] = []
-        for item in items:
+        for position, item in enumerate(items):
+            text = texts[position] if texts is not None else None
             ticks = parse_instant(item.get("lastUpdateDateTime"))
             key = item.get("id")
             if ticks is None or not isinstance(key, str) or not key:
@@ -168,19 +279,23 @@ class Collection:
                     isinstance(key, str) and bool(key),
                     ticks is not None,
                 )
-                batch.append(Version(item, None))
+                batch.append(Version(item, None, text))
                 continue
+            if self._tie_members and not recheck:
+                for instant, members in self._tie_members.items():
+                    if ticks > instant and key in members:
+                        self._unstable_ties.add(instant)
             if (key, ticks) in self.state.recent:
                 self.stats.skipped += 1
                 continue
-            if self._last_seen is not None and ticks < self._last_seen and not self.stats.out_of_order:
+            if self._last_seen is not None and ticks < self._last_seen and not self.stats.out_of_order and not recheck:
                 self.stats.out_of_order = True
                 self.log.warning(
                     "out_of_order resource=%s: Graph did not honour $orderby; the cursor moves only at the run's end",
                     self.spec.name,
                 )
             self._last_seen = ticks if self._last_seen is None else max(self._last_seen, ticks)
-            batch.append(Version(item, ticks))
+            batch.append(Version(item, ticks, text))
             written.append((key, ticks))
         if batch:
             self.emit(batch)

@@ -1,20 +1,31 @@
-"""Microsoft Graph client: client-credentials token, retries, opaque paging.
+"""Microsoft Graph client: client-credentials token, request budget, retries, paging.
 
 Knows nothing of Splunk: the caller passes a configured ``requests.Session`` (proxy, TLS).
+
+Retries: 429 and 503 wait for ``Retry-After`` (seconds, fractional allowed, or an HTTP date);
+without it, and for 500/502/504, timeouts and connection resets, exponential back-off with jitter
+(1-2 s, 2-4 s, 4-8 s ...), at most ``max_retries`` times, then ``TransientError``. 400, 401 (after
+one token refresh), 403 and 404 are never retried. Every Graph request (retries included) first
+takes a slot from the request budget (``budget.py``); token requests do not. When ``deadline``
+is set, no wait (budget, Retry-After, back-off) may end past it and no request may hang past it
+by more than a few seconds: ``DeadlineReached`` ends the run cleanly and the cursor stays.
 """
 
 from __future__ import annotations
 
+import email.utils
 import json
 import logging
 import random
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import AbstractSet, Any, Callable, Dict, Iterator, List, Mapping, Optional, Protocol, Tuple
 from urllib.parse import urlsplit
 
 import requests
 
+from .budget import DeadlineReached, RequestBudget
 from .clouds import Endpoints
 from .errors import (
     AuthError,
@@ -25,11 +36,27 @@ from .errors import (
     auth_error,
     graph_error,
 )
+from .odata import PageFormatError, parse_collection
 
 PREFER_ALL_ENUMS = "include-unknown-enum-members"
 # Refresh this long before Entra's expiry, so a token never dies between two pages.
 TOKEN_SAFETY_SECONDS = 300
 RETRYABLE_STATUS = {429, 500, 502, 503, 504}
+MAX_RETRY_AFTER_SECONDS = 300.0
+# A request may run this far past the run's deadline before it is abandoned.
+DEADLINE_GRACE_SECONDS = 5.0
+DEFAULT_TIMEOUT_SECONDS = 60.0
+TIMEOUT_ENV = "TA_DEFENDER_LINEAGE_HTTP_TIMEOUT"
+
+
+def timeout_from_environment(environ: Mapping[str, str]) -> float:
+    """Seconds an HTTP request to Entra ID or Graph may take: 60, or ``TA_DEFENDER_LINEAGE_HTTP_TIMEOUT``
+    (a test and diagnostic knob in splunkd's environment, not a setting)."""
+    try:
+        value = float((environ.get(TIMEOUT_ENV) or "").strip())
+    except ValueError:
+        return DEFAULT_TIMEOUT_SECONDS
+    return value if 0 < value <= 600 else DEFAULT_TIMEOUT_SECONDS
 
 
 @dataclass
@@ -38,12 +65,29 @@ class ClientStats:
     token_requests: int = 0
     retries: int = 0
     throttled: int = 0
+    budget_wait_seconds: float = 0.0
 
 
 @dataclass
 class Page:
     items: List[Dict[str, Any]]
     next_link: Optional[str]
+    texts: Optional[List[str]] = None  # each item's JSON exactly as Graph sent it
+
+
+# What to fetch after a page: (url, query options or None for an opaque nextLink), or None to stop.
+NextRequest = Tuple[str, Optional[Dict[str, str]]]
+Follow = Callable[[Page], Optional[NextRequest]]
+
+
+def follow_next_link(page: Page) -> Optional[NextRequest]:
+    return (page.next_link, None) if page.next_link else None
+
+
+class Credential(Protocol):
+    """What proves the app's identity in a token request: a client secret or a certificate."""
+
+    def form(self, token_url: str, client_id: str) -> Dict[str, str]: ...
 
 
 @dataclass
@@ -60,7 +104,7 @@ class GraphClient:
         endpoints: Endpoints,
         tenant_id: str,
         client_id: str,
-        credential: ClientSecret,
+        credential: Credential,
         account: str,
         session: Optional[requests.Session] = None,
         timeout: float = 60.0,
@@ -68,6 +112,9 @@ class GraphClient:
         logger: Optional[logging.Logger] = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        budget: Optional[RequestBudget] = None,
+        deadline: Optional[float] = None,
+        rng: Optional[random.Random] = None,
     ) -> None:
         self.endpoints = endpoints
         self.tenant_id = tenant_id
@@ -80,6 +127,9 @@ class GraphClient:
         self.log = logger or logging.getLogger(__name__)
         self._sleep = sleep
         self._clock = clock
+        self.budget = budget
+        self.deadline = deadline  # a value of ``clock``; None: no deadline
+        self._rng = rng or random.Random()  # noqa: S311 (jitter, not cryptography)
         self._token: Optional[str] = None
         self._token_expires = 0.0
         self.stats = ClientStats()
@@ -110,9 +160,18 @@ class GraphClient:
     def resource_url(self, resource: str) -> str:
         return f"{self.endpoints.graph_root}/v1.0/security/{resource}"
 
-    def get_page(self, url: str, resource: str, params: Optional[Dict[str, str]] = None) -> Page:
-        """One page of a collection; ``url`` is the resource URL or a nextLink from Graph."""
-        self._check_link(url)
+    def get_page(
+        self,
+        url: str,
+        resource: str,
+        params: Optional[Dict[str, str]] = None,
+        fail_fast: AbstractSet[int] = frozenset(),
+    ) -> Page:
+        """One page of a collection; ``url`` is the resource URL or a nextLink from Graph.
+
+        ``fail_fast``: statuses answered at once instead of retried (a query the caller can replace).
+        """
+        self._check_link(url, resource)
         refreshed = False
         while True:
             headers = {
@@ -120,7 +179,7 @@ class GraphClient:
                 "Prefer": PREFER_ALL_ENUMS,
                 "Accept": "application/json",
             }
-            response = self._send("GET", url, resource=resource, params=params, headers=headers)
+            response = self._send("GET", url, resource=resource, params=params, headers=headers, fail_fast=fail_fast)
             if response.status_code == 401 and not refreshed:
                 # A token can expire or be revoked mid-paging: one fresh token, one more try.
                 refreshed = True
@@ -130,54 +189,98 @@ class GraphClient:
                 raise graph_error(response.status_code, _json_or_none(response), resource)
             return self._parse_page(response, resource)
 
-    def pages(self, resource: str, params: Dict[str, str]) -> Iterator[Page]:
-        """Every page of a listing, following ``@odata.nextLink`` as an opaque URL."""
-        page = self.get_page(self.resource_url(resource), resource, params)
-        yield page
-        while page.next_link:
-            page = self.get_page(page.next_link, resource)
-            yield page
+    def pages(
+        self,
+        resource: str,
+        params: Dict[str, str],
+        follow: Follow = follow_next_link,
+        fail_fast: AbstractSet[int] = frozenset(),
+    ) -> Iterator[Page]:
+        """Every page of a listing. After each page ``follow`` names the next request: by default
+        ``@odata.nextLink`` as an opaque URL; the collector restarts the filter instead where it can.
+
+        The next page is fetched while the caller writes the current one (one request in flight,
+        never more), so a backfill waits on Graph and on Splunk's pipe at the same time rather
+        than in turn. A caller that stops early costs at most that one prefetched page.
+        """
+        page = self.get_page(self.resource_url(resource), resource, params, fail_fast)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="graph-prefetch") as prefetch:
+            while True:
+                following = follow(page)
+                upcoming = (
+                    prefetch.submit(self.get_page, following[0], resource, following[1], fail_fast)
+                    if following is not None
+                    else None
+                )
+                yield page
+                if upcoming is None:
+                    return
+                page = upcoming.result()
 
     def _parse_page(self, response: requests.Response, resource: str) -> Page:
         try:
-            body = json.loads(response.content)
-        except ValueError:
+            items, texts, next_link = parse_collection(response.content.decode("utf-8"))
+        except (UnicodeDecodeError, PageFormatError) as exc:
             raise MalformedResponse(
-                f"Graph answered {resource} with HTTP {response.status_code} but the body is not JSON "
-                f"({len(response.content)} bytes); the cursor stays where it was.",
+                f"Graph answered {resource} with HTTP {response.status_code} but the body is not a JSON page "
+                f"({len(response.content)} bytes: {exc}); the cursor stays where it was.",
                 status=response.status_code,
                 resource=resource,
             ) from None
-        items = body.get("value") if isinstance(body, dict) else None
-        if not isinstance(items, list):
-            raise MalformedResponse(
-                f"Graph answered {resource} with HTTP {response.status_code} but the body has no 'value' "
-                "list; the cursor stays where it was.",
-                status=response.status_code,
-                resource=resource,
-            )
-        next_link = body.get("@odata.nextLink")
         if next_link is not None and not isinstance(next_link, str):
             raise MalformedResponse(f"Graph sent a non-text @odata.nextLink for {resource}.", resource=resource)
-        return Page([i for i in items if isinstance(i, dict)], next_link or None)
+        return Page(items, next_link or None, texts)
 
-    def _check_link(self, url: str) -> None:
+    def _check_link(self, url: str, resource: str) -> None:
         parts = urlsplit(url)
         if (parts.scheme, parts.netloc.lower()) != (self._graph.scheme, self._graph.netloc.lower()):
             raise GraphError(
-                f"refusing to follow a link to {parts.scheme}://{parts.hostname}: it leaves the configured "
-                f"Graph host {self._graph.scheme}://{self._graph.hostname}."
+                f"{resource}: refusing to follow a link to {parts.scheme}://{parts.netloc}: it leaves the configured "
+                f"Graph host {self._graph.scheme}://{self._graph.netloc} (or drops https); the cursor stays.",
+                resource=resource,
             )
 
     # -- transport -------------------------------------------------------------------------
-    def _send(self, method: str, url: str, resource: str, **kwargs: Any) -> requests.Response:
+    def _remaining(self) -> Optional[float]:
+        return None if self.deadline is None else self.deadline - self._clock()
+
+    def _request_timeout(self) -> float:
+        remaining = self._remaining()
+        if remaining is None:
+            return self.timeout
+        return max(1.0, min(self.timeout, remaining + DEADLINE_GRACE_SECONDS))
+
+    def _take_budget(self, resource: str) -> None:
+        if self.budget is None:
+            return
+        remaining = self._remaining()
+        wait = self.budget.acquire(None if remaining is None else max(0.0, remaining))
+        if wait is None:
+            raise DeadlineReached(
+                f"{resource}: the request budget has no room before the run's deadline; the cursor stays, "
+                "the next run continues."
+            )
+        if wait > 0:
+            self.stats.budget_wait_seconds += wait
+            self.log.debug("graph_budget_wait resource=%s wait_s=%.2f", resource, wait)
+            self._sleep(wait)
+
+    def _send(
+        self, method: str, url: str, resource: str, fail_fast: AbstractSet[int] = frozenset(), **kwargs: Any
+    ) -> requests.Response:
         attempt = 0
         while True:
+            if resource != "token":
+                self._take_budget(resource)
             self.stats.requests += 1
             try:
-                response = self.session.request(method, url, timeout=self.timeout, **kwargs)
-            except (requests.ConnectionError, requests.Timeout) as exc:
+                response = self.session.request(method, url, timeout=self._request_timeout(), **kwargs)
+                if _cut_short(response):
+                    raise requests.exceptions.ChunkedEncodingError("the body is shorter than its Content-Length")
+            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
+                # Resets, refused connections, timeouts, and bodies cut short by a closed connection.
                 reason = type(exc).__name__
+                self._fresh_connections()
                 if attempt >= self.max_retries:
                     raise TransientError(
                         f"{resource}: {reason} after {attempt + 1} attempts; the cursor stays, next run continues.",
@@ -186,10 +289,12 @@ class GraphClient:
                 self._pause(attempt, None, resource, reason)
                 attempt += 1
                 continue
-            if response.status_code not in RETRYABLE_STATUS:
+            if response.status_code not in RETRYABLE_STATUS or response.status_code in fail_fast:
                 return response
             if response.status_code == 429:
                 self.stats.throttled += 1
+            if response.status_code == 503:
+                self._fresh_connections()  # Graph asks for a new connection after a 503
             if attempt >= self.max_retries:
                 if resource == "token":
                     raise auth_error(response.status_code, _json_or_none(response), self.account)
@@ -203,12 +308,26 @@ class GraphClient:
             self._pause(attempt, response.headers.get("Retry-After"), resource, f"HTTP {response.status_code}")
             attempt += 1
 
+    def _fresh_connections(self) -> None:
+        try:
+            self.session.close()  # pools are rebuilt on the next request
+        except Exception:  # noqa: S110 (closing is best effort)
+            pass
+
     def _pause(self, attempt: int, retry_after: Optional[str], resource: str, reason: str) -> None:
         self.stats.retries += 1
         delay = _retry_after_seconds(retry_after)
         if delay is None:
-            # No advice from Graph: exponential back-off with full jitter, as Graph asks.
-            delay = random.uniform(0, min(60.0, 2.0 ** (attempt + 1)))  # noqa: S311
+            # No advice from Graph: exponential back-off with jitter, never an immediate retry
+            # (Graph keeps counting requests while it throttles).
+            ceiling = min(60.0, 2.0 ** (attempt + 1))
+            delay = self._rng.uniform(ceiling / 2, ceiling)
+        remaining = self._remaining()
+        if remaining is not None and delay > remaining:
+            raise DeadlineReached(
+                f"{resource}: {reason}, and waiting {delay:.1f}s before retrying would pass the run's deadline "
+                f"({max(remaining, 0.0):.1f}s left); the cursor stays, the next run continues."
+            )
         self.log.warning(
             "graph_retry resource=%s reason=%s attempt=%d wait_s=%.2f", resource, reason, attempt + 1, delay
         )
@@ -216,13 +335,31 @@ class GraphClient:
 
 
 def _retry_after_seconds(value: Optional[str]) -> Optional[float]:
+    """Retry-After as seconds: a number (Graph sends fractions such as 2.128) or an HTTP date."""
     if value is None:
         return None
+    text = value.strip()
     try:
-        seconds = float(value)
+        seconds = float(text)
     except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when is None or when.tzinfo is None:
+            return None
+        seconds = when.timestamp() - time.time()
+    if seconds != seconds:  # NaN
         return None
-    return min(max(seconds, 0.0), 300.0)
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)
+
+
+def _cut_short(response: requests.Response) -> bool:
+    """True when the connection closed before the whole body arrived (urllib3 1.x does not check)."""
+    declared = (response.headers.get("Content-Length") or "").strip()
+    if not declared.isdigit() or response.headers.get("Content-Encoding"):
+        return False
+    return len(response.content) < int(declared)
 
 
 def _json_or_none(response: requests.Response) -> Any:
@@ -232,4 +369,4 @@ def _json_or_none(response: requests.Response) -> Any:
         return None
 
 
-__all__ = ["AuthError", "ClientSecret", "ConfigError", "GraphClient", "Page"]
+__all__ = ["AuthError", "ClientSecret", "ConfigError", "DeadlineReached", "GraphClient", "Page"]

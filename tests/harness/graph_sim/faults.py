@@ -13,6 +13,10 @@ Kinds:
   reset           close the connection with a TCP RST, no response
   delay           sleep `delay` seconds, then respond normally
   expire_tokens   invalidate every issued token, then handle the request (so: 401 on Graph)
+  call            run `action(sim, ctx)` (e.g. `sim.tenant.add_version(...)`: an update arriving
+                  while a listing is paged), then handle the request normally
+  foreign_link    the normal response, its `@odata.nextLink` pointing at `link_base` instead of the
+                  simulator (another host, or https dropped)
 `delay` also applies before any other kind.
 """
 
@@ -22,7 +26,7 @@ import re
 import threading
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
-KINDS = ("status", "malformed_json", "truncate", "reset", "delay", "expire_tokens")
+KINDS = ("status", "malformed_json", "truncate", "reset", "delay", "expire_tokens", "call", "foreign_link")
 RESOURCES = ("token", "alerts_v2", "incidents", "graph", "other", "*")
 
 
@@ -68,11 +72,17 @@ class FaultRule:
         code: Optional[str] = None,
         message: Optional[str] = None,
         predicate: Optional[Callable[[FaultContext], bool]] = None,
+        action: Optional[Callable[[Any, FaultContext], None]] = None,
+        link_base: Optional[str] = None,
     ) -> None:
         if kind not in KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; expected one of {KINDS}")
         if kind == "status" and status is None:
             raise ValueError("a status fault needs status=")
+        if kind == "call" and action is None:
+            raise ValueError("a call fault needs action=")
+        if kind == "foreign_link" and not link_base:
+            raise ValueError("a foreign_link fault needs link_base=")
         if resource is not None and resource not in RESOURCES:
             raise ValueError(f"unknown resource {resource!r}; expected one of {RESOURCES}")
         self.kind = kind
@@ -92,6 +102,8 @@ class FaultRule:
         self.code = code
         self.message = message
         self.predicate = predicate
+        self.action = action
+        self.link_base = link_base
         self.seen = 0  # matching requests so far
         self.fired = 0  # times applied
 

@@ -15,6 +15,7 @@ import re
 import secrets
 import socket
 import struct
+import sys
 import threading
 import time
 import uuid
@@ -171,6 +172,12 @@ class _Server(ThreadingHTTPServer):
         self.conn_lock = threading.Lock()
         super().__init__(("127.0.0.1", sim.port), _Handler)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hangs up mid-response (a killed input, a reset test) is expected, not news.
+        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            return
+        super().handle_error(request, client_address)
+
 
 class GraphSimulator:
     """Entra ID + Microsoft Graph security on a loopback port, backed by a SyntheticTenant."""
@@ -188,6 +195,7 @@ class GraphSimulator:
         tenant_aliases: Iterable[str] = ("contoso.onmicrosoft.com", "contoso.com"),
     ) -> None:
         self.tenant = tenant if tenant is not None else SyntheticTenant.generate()
+        self.server_page_cap: Optional[int] = None  # serve at most this many items a page, whatever $top says
         self.tenant_id = tenant_id or self.tenant.tenant_id or DEFAULT_TENANT_ID
         self.client_id = client_id
         self.client_secret = client_secret or (
@@ -279,6 +287,12 @@ class GraphSimulator:
         with self._lock:
             for token in self._tokens.values():
                 token.revoked = True
+
+    @property
+    def issued_tokens(self) -> List[str]:
+        """Every access token handed out so far (for tests that prove no token is ever logged)."""
+        with self._lock:
+            return list(self._tokens)
 
     def set_roles(self, *roles: str) -> None:
         """Application roles granted to the app (evaluated on every Graph call)."""
@@ -536,6 +550,9 @@ class GraphSimulator:
         if count not in ("true", "false"):
             raise _GraphError(400, "BadRequest", f"'{opts['$count']}' is not a valid count option.")
         visible = coll.visible(clock, lo, hi, desc)
+        if self.server_page_cap is not None:
+            # Server-driven paging: Graph may return fewer items than $top, with a nextLink.
+            top = min(top, self.server_page_cap)
         page = visible[skip : skip + top]
         parts = [b'{"@odata.context":"', context.encode(), b'"']
         if count == "true":
@@ -735,9 +752,16 @@ class _Handler(BaseHTTPRequestHandler):
                     return
                 if rule.kind == "expire_tokens":
                     sim.expire_tokens()
+                if rule.kind == "call" and rule.action is not None:
+                    rule.action(sim, FaultContext(index, self.command, path, resource, opts, lower_headers))
             status, body, ctype, extra = self._handle(
                 sim, resource, token_match, coll_match, form, opts, graph_error, lower_headers, client_request_id
             )
+            if rule is not None and rule.kind == "foreign_link" and rule.link_base:
+                body = body.replace(
+                    b'"@odata.nextLink":"' + sim.base_url.encode(),
+                    b'"@odata.nextLink":"' + rule.link_base.rstrip("/").encode(),
+                )
             if rule is not None and rule.kind in ("malformed_json", "truncate"):
                 cut = body[: max(1, len(body) // 2)]
                 if rule.kind == "truncate":

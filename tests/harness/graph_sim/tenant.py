@@ -311,10 +311,15 @@ class SyntheticTenant:
         anchor: Optional[datetime] = None,
         same_timestamp_groups: bool = False,
         tenant_id: str = DEFAULT_TENANT_ID,
+        single_version: bool = False,
     ) -> SyntheticTenant:
-        """Exactly `n_alert_versions` alert versions (plus a few incidents) for benchmarks."""
+        """Exactly `n_alert_versions` alert versions (plus a few incidents) for benchmarks.
+
+        `single_version=True` gives every alert one version, so that one listing at the anchor
+        shows all of them (a backfill of n versions in one run)."""
         anchor = _default_anchor() if anchor is None else anchor.astimezone(timezone.utc)
         b = _BulkBuilder(random.Random(seed), tenant_id, dt_to_ticks(anchor))
+        b.single_version = single_version
         b.build(n_alert_versions, same_timestamp_groups)
         tenant = cls(tenant_id, anchor, seed, b.alert_versions, b.incident_versions)
         tenant.scenarios = b.scenarios
@@ -778,6 +783,7 @@ class _BulkBuilder:
         self.ents = C.Entities(rng, tenant_id, n_users=40)
         self.alert_versions: List[ItemVersion] = []
         self.incident_versions: List[ItemVersion] = []
+        self.single_version = False
         self.scenarios: Dict[str, Any] = {}
 
     def _pool(self) -> Dict[str, List[EvidenceTemplate]]:
@@ -823,7 +829,7 @@ class _BulkBuilder:
         append = self.alert_versions.append
         while made < n:
             alert_no += 1
-            n_versions = min(n - made, rng.choice((1, 2, 2, 3, 3, 3, 4)))
+            n_versions = 1 if self.single_version else min(n - made, rng.choice((1, 2, 2, 3, 3, 3, 4)))
             shared = False
             if group_left > 0:
                 created, group_left, shared = group_created, group_left - 1, True

@@ -422,7 +422,13 @@ class Api:
     ) -> List[Dict[str, Any]]:
         query = kvquery.parse_query(query_text)
         keys = kvquery.candidate_keys(query)
-        docs = self.store.kv_by_keys(app, collection, keys) if keys is not None else self.store.kv_all(app, collection)
+        values = kvquery.candidate_values(query) if keys is None else None
+        if keys is not None:
+            docs = self.store.kv_by_keys(app, collection, keys)
+        elif values is not None:
+            docs = self.store.kv_by_values(app, collection, values)
+        else:
+            docs = self.store.kv_all(app, collection)
         docs = [d for d in docs if kvquery.matches(d, query)]
         if sort:
             docs = kvquery.sort_docs(docs, kvquery.parse_sort(sort))

@@ -272,3 +272,27 @@ def project(docs: Iterable[Doc], fields_spec: str) -> List[Doc]:
             keep.pop(name, None)
         out.append(keep)
     return out
+
+
+def candidate_values(query: Doc) -> Optional[List[Tuple[str, List[Any]]]]:
+    """For a query that is a disjunction of ``{field: v}`` / ``{field: {"$in": [...]}}`` terms on
+    plain fields, those (field, values) pairs, so the store can pre-select rows the way a real KV
+    store uses an accelerated field. None when the query has another shape. The full query is
+    still evaluated on what comes back, so this only ever narrows the scan."""
+    terms = query["$or"] if set(query) == {"$or"} and isinstance(query["$or"], list) else [query]
+    pairs: List[Tuple[str, List[Any]]] = []
+    for term in terms:
+        if not isinstance(term, dict) or len(term) != 1:
+            return None
+        ((name, cond),) = term.items()
+        if name.startswith("$") or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            return None
+        if isinstance(cond, (str, int, float)) and not isinstance(cond, bool):
+            pairs.append((name, [cond]))
+        elif isinstance(cond, dict) and set(cond) == {"$in"} and isinstance(cond["$in"], list):
+            if not all(isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in cond["$in"]):
+                return None
+            pairs.append((name, list(cond["$in"])))
+        else:
+            return None
+    return pairs or None

@@ -202,6 +202,23 @@ class Store:
         found.sort(key=lambda item: item[0])
         return [doc for _, doc in found]
 
+    def kv_by_values(self, app: str, collection: str, pairs: Sequence[Tuple[str, Sequence[Any]]]) -> List[Doc]:
+        """Rows whose ``field`` is one of ``values`` for any pair, or is an array (the caller still
+        filters exactly). JSON1 does the scan in C, like an index would spare a real KV store."""
+        clauses: List[str] = []
+        args: List[Any] = [app, collection]
+        for field, values in pairs:
+            path = f"$.{field}"
+            marks = ",".join("?" * len(values))
+            clauses.append(f"(json_extract(data, ?) IN ({marks}) OR json_type(data, ?) = 'array')")
+            args += [path, *values, path]
+        rows = self._query(
+            f"SELECT data FROM kv_records WHERE app = ? AND collection = ? AND ({' OR '.join(clauses)}) "  # noqa: S608
+            "ORDER BY seq",
+            tuple(args),
+        )
+        return [json.loads(r[0]) for r in rows]
+
     def kv_save(self, app: str, collection: str, docs: Sequence[Doc]) -> None:
         """Insert or replace documents (each has ``_key``) in one transaction."""
         self._write(

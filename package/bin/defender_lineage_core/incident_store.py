@@ -1,0 +1,569 @@
+"""The incident store: documents in a KV store collection, and the view the search command reads.
+
+Plain Python; the Splunk side (``defender_lineage_kvstore``) only moves these documents.
+
+**Documents.** Every document has the same fields (``DOC_FIELDS``, empty where they do not apply) so
+the inputs and the rebuild search (``savedsearches.conf``) write identical shapes:
+
+* ``doc_type = incident``: one incident's summary (title, severity, status, classification,
+  determination, assignment, times, web URL, redirect target);
+* ``doc_type = alert``: what one alert contributes to its incident (alert id, canonical service and
+  detection source).
+
+Both carry ``incident_key = <tenant>:<incident id>`` (Defender incident ids are unique only within
+a tenant), alert documents also ``alert_key = <tenant>:<alert id>``; keys are lower case. One query,
+``{"$or": [{"incident_key": {"$in": [...]}}, {"alert_key": {"$in": [...]}}]}``, returns all a chunk
+of events needs.
+
+**Writers never race.** The alerts input, the incidents input (its expanded alerts) and the rebuild
+search run as separate processes. Instead of read-modify-write (which loses updates between them),
+each writer owns its own documents: ``_key = <doc_type>:<incident_key or alert_key>:<origin>`` with
+``origin`` one of ``alerts``, ``incidents``, ``rebuild``. A writer only upserts whole documents it
+owns (no read, nothing merged), and a writer sees versions in order (the collectors page by
+``lastUpdateDateTime``; the rebuild keeps the latest indexed version per key), so its own documents
+only move forward. Readers take, per incident and per alert, the newest document of any origin,
+comparing ``lastUpdateDateTime`` as instants: an older version never hides a newer one, whichever
+writer was last. An incident needs at most two summary documents and an alert at most three.
+
+**Reading.** :class:`IncidentCache` holds what a search has fetched: the command collects a chunk's
+keys, :meth:`IncidentCache.prefetch` asks for the unknown ones in one request, and every later
+event naming a known (or known-missing) incident costs nothing. Merge chains (``status =
+redirected`` with ``redirectIncidentId``) are followed to the survivor; only when a chain leads to an
+incident not fetched yet is there a follow-up request (bounded, rare), and a cycle stops the walk.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
+
+from defender_lineage_core import taxonomy
+from defender_lineage_core.timestamps import parse_instant
+
+COLLECTION = "ta_defender_lineage_incidents"
+LOOKUP = "ta_defender_lineage_incidents_lookup"
+
+INCIDENT = "incident"
+ALERT = "alert"
+ORIGIN_ALERTS = "alerts"
+ORIGIN_INCIDENTS = "incidents"
+ORIGIN_REBUILD = "rebuild"
+ORIGINS: Tuple[str, ...] = (ORIGIN_ALERTS, ORIGIN_INCIDENTS, ORIGIN_REBUILD)
+
+# Every document has exactly these fields (strings; "" where they do not apply).
+DOC_FIELDS: Tuple[str, ...] = (
+    "_key",
+    "doc_type",
+    "origin",
+    "tenant_id",
+    "incident_key",
+    "incident_id",
+    "alert_key",
+    "alert_id",
+    "last_update_date_time",
+    "title",
+    "severity",
+    "status",
+    "classification",
+    "determination",
+    "assigned_to",
+    "created_date_time",
+    "incident_web_url",
+    "redirect_incident_id",
+    "service_source",
+    "detection_source",
+)
+# Graph incident property -> document field, for summaries.
+SUMMARY_FROM_GRAPH: Tuple[Tuple[str, str], ...] = (
+    ("displayName", "title"),
+    ("severity", "severity"),
+    ("status", "status"),
+    ("classification", "classification"),
+    ("determination", "determination"),
+    ("assignedTo", "assigned_to"),
+    ("createdDateTime", "created_date_time"),
+    ("lastUpdateDateTime", "last_update_date_time"),
+    ("incidentWebUrl", "incident_web_url"),
+    ("redirectIncidentId", "redirect_incident_id"),
+)
+
+# The contract's enrichment fields (DESIGN.md), in output order.
+INCIDENT_OUTPUT_FIELDS: Tuple[str, ...] = (
+    "incident_title",
+    "incident_severity",
+    "incident_status",
+    "incident_alert_count",
+    "incident_service_sources",
+    "incident_detection_sources",
+    "incident_cross_product",
+)
+# Service values that say nothing about which product raised an alert: not counted for cross_product.
+_NOT_A_PRODUCT = frozenset(("", "unknown", "unknownFutureValue"))
+REDIRECTED = "redirected"
+MAX_CHAIN = 16  # merges followed at most; also the most follow-up requests one prefetch makes
+MAX_CACHED_DOCS = 200_000  # per search; beyond this the cache starts again (memory bound)
+
+Doc = Dict[str, Any]
+# (incident keys, alert keys) -> the documents matching either; raises when the store cannot answer.
+Fetcher = Callable[[Sequence[str], Sequence[str]], List[Doc]]
+
+
+# --- keys ----------------------------------------------------------------------------------------
+
+
+def _text(value: Any) -> str:
+    if value is None or isinstance(value, (dict, list, tuple, bool)):
+        return ""
+    text = str(value).strip()
+    return "" if text == "null" else text
+
+
+def incident_key(tenant_id: str, incident_id: str) -> str:
+    """``<tenant>:<incident id>``, lower case; "" when either part is missing."""
+    tenant, incident = _text(tenant_id).lower(), _text(incident_id).lower()
+    return f"{tenant}:{incident}" if tenant and incident else ""
+
+
+def alert_key(tenant_id: str, alert_id: str) -> str:
+    """``<tenant>:<alert id>``, lower case; "" when either part is missing."""
+    tenant, alert = _text(tenant_id).lower(), _text(alert_id).lower()
+    return f"{tenant}:{alert}" if tenant and alert else ""
+
+
+def doc_key(doc_type: str, identity: str, origin: str) -> str:
+    """A document's ``_key``: ``<doc_type>:<incident_key or alert_key>:<origin>``."""
+    return f"{doc_type}:{identity}:{origin}"
+
+
+def store_query(incident_keys: Iterable[str], alert_keys: Iterable[str] = ()) -> Dict[str, Any]:
+    """The one KV store query for these keys; {} when there is nothing to ask."""
+    incidents = sorted({k for k in incident_keys if k})
+    alerts = sorted({k for k in alert_keys if k})
+    parts: List[Dict[str, Any]] = []
+    if incidents:
+        parts.append({"incident_key": {"$in": incidents}})
+    if alerts:
+        parts.append({"alert_key": {"$in": alerts}})
+    if not parts:
+        return {}
+    return parts[0] if len(parts) == 1 else {"$or": parts}
+
+
+# --- writer side ---------------------------------------------------------------------------------
+
+
+def _blank() -> Doc:
+    return dict.fromkeys(DOC_FIELDS, "")
+
+
+def canonical_sources(service_raw: Any, detection_raw: Any) -> Tuple[str, str]:
+    """Canonical (service, detection), as ``defenderlineage`` computes them for an alert event."""
+    detection = taxonomy.canonical_detection(_text(detection_raw))
+    service = taxonomy.canonical_service(_text(service_raw))
+    if service.via == "absent":
+        service = taxonomy.inferred_service(detection.value if detection.known else None)
+    return service.value, detection.value
+
+
+def docs_from_alert(item: Mapping[str, Any], tenant_id: str, origin: str = ORIGIN_ALERTS) -> List[Doc]:
+    """The contribution document of one Graph ``alerts_v2`` alert ([] when it has no id or tenant)."""
+    if not isinstance(item, Mapping):
+        return []
+    tenant = (_text(tenant_id) or _text(item.get("tenantId"))).lower()
+    alert_id = _text(item.get("id"))
+    akey = alert_key(tenant, alert_id)
+    if not akey:
+        return []
+    incident_id = _text(item.get("incidentId"))
+    service, detection = canonical_sources(item.get("serviceSource"), item.get("detectionSource"))
+    doc = _blank()
+    doc.update(
+        _key=doc_key(ALERT, akey, origin),
+        doc_type=ALERT,
+        origin=origin,
+        tenant_id=tenant,
+        incident_key=incident_key(tenant, incident_id),
+        incident_id=incident_id,
+        alert_key=akey,
+        alert_id=alert_id,
+        last_update_date_time=_text(item.get("lastUpdateDateTime")),
+        service_source=service,
+        detection_source=detection,
+    )
+    return [doc]
+
+
+def docs_from_incident(item: Mapping[str, Any], tenant_id: str, origin: str = ORIGIN_INCIDENTS) -> List[Doc]:
+    """The summary document of one Graph incident, then one contribution per expanded alert."""
+    if not isinstance(item, Mapping):
+        return []
+    tenant = (_text(tenant_id) or _text(item.get("tenantId"))).lower()
+    incident_id = _text(item.get("id"))
+    ikey = incident_key(tenant, incident_id)
+    if not ikey:
+        return []
+    summary = _blank()
+    summary.update(
+        _key=doc_key(INCIDENT, ikey, origin),
+        doc_type=INCIDENT,
+        origin=origin,
+        tenant_id=tenant,
+        incident_key=ikey,
+        incident_id=incident_id,
+    )
+    for graph_name, field in SUMMARY_FROM_GRAPH:
+        summary[field] = _text(item.get(graph_name))
+    docs = [summary]
+    alerts = item.get("alerts")
+    if isinstance(alerts, list):
+        for alert in alerts:
+            if isinstance(alert, Mapping):
+                if not _text(alert.get("incidentId")):
+                    alert = {**alert, "incidentId": incident_id}
+                docs.extend(docs_from_alert(alert, tenant, origin))
+    return docs
+
+
+def docs_from_items(resource: str, items: Iterable[Mapping[str, Any]], tenant_id: str) -> List[Doc]:
+    """Documents for one page of a collector's items: ``resource`` is the Graph collection name
+    (``alerts_v2`` or ``incidents``, i.e. ``ResourceSpec.name``); other resources yield []."""
+    if resource == "alerts_v2":
+        return [doc for item in items for doc in docs_from_alert(item, tenant_id)]
+    if resource == "incidents":
+        return [doc for item in items for doc in docs_from_incident(item, tenant_id)]
+    return []
+
+
+# --- reader side ---------------------------------------------------------------------------------
+
+
+def _instant(doc: Mapping[str, Any]) -> int:
+    ticks = parse_instant(_text(doc.get("last_update_date_time")))
+    return ticks if ticks is not None else -1
+
+
+def _newer(candidate: Mapping[str, Any], current: Optional[Mapping[str, Any]]) -> bool:
+    """Whether ``candidate`` is a newer version than ``current`` (ties: the fuller summary wins)."""
+    if current is None:
+        return True
+    a, b = _instant(candidate), _instant(current)
+    if a != b:
+        return a > b
+    # Same instant, different writers: deterministic, and a document with more filled fields wins.
+    filled_a = sum(1 for f in DOC_FIELDS if _text(candidate.get(f)))
+    filled_b = sum(1 for f in DOC_FIELDS if _text(current.get(f)))
+    if filled_a != filled_b:
+        return filled_a > filled_b
+    return _text(candidate.get("_key")) < _text(current.get("_key"))
+
+
+@dataclass(frozen=True)
+class IncidentView:
+    """What the store knows about one incident, after following merges.
+
+    ``original_id`` is the id asked about; ``incident_id`` the survivor (equal when not merged);
+    ``chain`` every id from the original to the survivor. ``found`` is whether the survivor's
+    summary is in the store. ``warning`` says why a merge chain was not followed to its end.
+    """
+
+    tenant_id: str
+    incident_id: str
+    original_id: str
+    found: bool = False
+    title: str = ""
+    severity: str = ""
+    status: str = ""
+    classification: str = ""
+    determination: str = ""
+    assigned_to: str = ""
+    created_date_time: str = ""
+    last_update_date_time: str = ""
+    incident_web_url: str = ""
+    alert_ids: Tuple[str, ...] = ()
+    service_sources: Tuple[str, ...] = ()
+    detection_sources: Tuple[str, ...] = ()
+    chain: Tuple[str, ...] = ()
+    warning: str = ""
+
+    @property
+    def merged(self) -> bool:
+        return self.incident_id != self.original_id
+
+    @property
+    def alert_count(self) -> int:
+        return len(self.alert_ids)
+
+    @property
+    def cross_product(self) -> bool:
+        """More than one product (service source) raised the incident's alerts."""
+        return len([s for s in self.service_sources if s not in _NOT_A_PRODUCT]) > 1
+
+    def output_fields(self) -> Dict[str, Any]:
+        """The contract's ``incident_*`` fields; the source fields are lists (multivalue)."""
+        known = self.found or bool(self.alert_ids)
+        return {
+            "incident_title": self.title,
+            "incident_severity": self.severity,
+            "incident_status": self.status,
+            "incident_alert_count": str(self.alert_count) if known else "",
+            "incident_service_sources": list(self.service_sources),
+            "incident_detection_sources": list(self.detection_sources),
+            "incident_cross_product": ("true" if self.cross_product else "false") if known else "",
+        }
+
+
+def empty_output_fields() -> Dict[str, Any]:
+    return dict.fromkeys(INCIDENT_OUTPUT_FIELDS, "")
+
+
+class StoreUnavailable(Exception):
+    """The incident store could not be read; the cache does not ask again for this search."""
+
+
+class IncidentCache:
+    """The documents one search has fetched, and the views built from them.
+
+    Also an ``IncidentLookup`` (``surviving_incident``) for ``defender_lineage_core.lineage.place``.
+    """
+
+    def __init__(self, fetch: Fetcher, max_chain: int = MAX_CHAIN, max_docs: int = MAX_CACHED_DOCS) -> None:
+        self._fetch = fetch
+        self.max_chain = max(1, max_chain)
+        self.max_docs = max_docs
+        self.requests = 0
+        self.failure: Optional[str] = None
+        self._reset()
+
+    def _reset(self) -> None:
+        self._summaries: Dict[str, Doc] = {}  # incident_key -> newest summary
+        self._alerts: Dict[str, Doc] = {}  # alert_key -> newest contribution
+        self._members: Dict[str, Set[str]] = {}  # incident_key -> alert_keys whose newest doc names it
+        self._asked_incidents: Set[str] = set()
+        self._asked_alerts: Set[str] = set()
+        self._views: Dict[str, Optional[IncidentView]] = {}
+        self._docs = 0
+
+    # -- fetching -------------------------------------------------------------------------------
+
+    @property
+    def available(self) -> bool:
+        return self.failure is None
+
+    def prefetch(self, incident_keys: Iterable[str], alert_keys: Iterable[str] = ()) -> None:
+        """Fetch what these keys need and is not cached: one request, plus follow-ups only for merge
+        chains (or alerts' incidents) leading to incidents not fetched yet. Raises StoreUnavailable
+        on the first failure, and after that returns at once without asking again."""
+        if self.failure is not None:
+            return
+        incidents = {k for k in incident_keys if k}
+        alerts = {k for k in alert_keys if k}
+        if self._docs > self.max_docs:
+            self._reset()
+        ask_incidents = incidents - self._asked_incidents
+        ask_alerts = alerts - self._asked_alerts
+        rounds = 0
+        while (ask_incidents or ask_alerts) and rounds <= self.max_chain:
+            self._ask(ask_incidents, ask_alerts)
+            rounds += 1
+            ask_incidents = self._unfetched_targets(incidents, alerts)
+            ask_alerts = set()
+
+    def _ask(self, incidents: Set[str], alerts: Set[str]) -> None:
+        self._asked_incidents |= incidents
+        self._asked_alerts |= alerts
+        self.requests += 1
+        try:
+            docs = self._fetch(sorted(incidents), sorted(alerts))
+        except Exception as error:
+            self.failure = f"{type(error).__name__}: {error}"[:300]
+            raise StoreUnavailable(self.failure) from error
+        self.add_docs(docs)
+
+    def _unfetched_targets(self, incidents: Set[str], alerts: Set[str]) -> Set[str]:
+        """Incidents the given keys lead to (through alerts and merges) that were never asked for."""
+        starts = set(incidents)
+        for akey in alerts:
+            doc = self._alerts.get(akey)
+            if doc is not None and _text(doc.get("incident_key")):
+                starts.add(_text(doc.get("incident_key")))
+        missing: Set[str] = set()
+        for start in starts:
+            current: Optional[str] = start
+            seen: Set[str] = set()
+            while current and current not in seen and len(seen) <= self.max_chain:
+                if current not in self._asked_incidents:
+                    missing.add(current)
+                    break
+                seen.add(current)
+                current = self._redirect_of(current)
+        return missing
+
+    def add_docs(self, docs: Iterable[Mapping[str, Any]]) -> None:
+        """Take documents into the cache (newest version per incident and per alert wins)."""
+        for doc in docs:
+            if not isinstance(doc, Mapping):
+                continue
+            self._docs += 1
+            doc_type = _text(doc.get("doc_type"))
+            if doc_type == INCIDENT:
+                ikey = _text(doc.get("incident_key")).lower()
+                if ikey and _newer(doc, self._summaries.get(ikey)):
+                    self._summaries[ikey] = dict(doc)
+            elif doc_type == ALERT:
+                akey = _text(doc.get("alert_key")).lower()
+                current = self._alerts.get(akey)
+                if akey and _newer(doc, current):
+                    if current is not None:
+                        self._members.get(_text(current.get("incident_key")).lower(), set()).discard(akey)
+                    self._alerts[akey] = dict(doc)
+                    ikey = _text(doc.get("incident_key")).lower()
+                    if ikey:
+                        self._members.setdefault(ikey, set()).add(akey)
+        self._views.clear()
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def _redirect_of(self, ikey: str) -> Optional[str]:
+        summary = self._summaries.get(ikey)
+        if summary is None or _text(summary.get("status")).lower() != REDIRECTED:
+            return None
+        target = _text(summary.get("redirect_incident_id"))
+        tenant = _text(summary.get("tenant_id")) or ikey.rpartition(":")[0]
+        return incident_key(tenant, target) or None
+
+    def incident_of_alert(self, tenant_id: str, alert_id: str) -> str:
+        """The incident id the store's newest version of this alert names ("" when unknown)."""
+        doc = self._alerts.get(alert_key(tenant_id, alert_id))
+        return _text(doc.get("incident_id")) if doc is not None else ""
+
+    def view(self, tenant_id: str, incident_id: str) -> Optional[IncidentView]:
+        """The incident as the store knows it, merges followed; None when the store knows nothing."""
+        ikey = incident_key(tenant_id, incident_id)
+        if not ikey:
+            return None
+        if ikey not in self._views:
+            self._views[ikey] = self._build_view(_text(tenant_id).lower(), _text(incident_id), ikey)
+        return self._views[ikey]
+
+    def surviving_incident(self, tenant_id: str, incident_id: str) -> Optional[str]:
+        """``IncidentLookup``: the incident this one was merged into, or None."""
+        view = self.view(tenant_id, incident_id)
+        return view.incident_id if view is not None and view.merged else None
+
+    def _follow(self, ikey: str, incident_id: str) -> Tuple[str, List[str], str]:
+        """(survivor key, ids from the original to the survivor, warning)."""
+        chain_ids = [incident_id]
+        seen = {ikey}
+        current = ikey
+        while True:
+            target = self._redirect_of(current)
+            if target is None:
+                return current, chain_ids, ""
+            target_id = _text(self._summaries[current].get("redirect_incident_id"))
+            if target in seen:
+                loop = " > ".join([*chain_ids, target_id])
+                return ikey, [incident_id], f"incident merge cycle {loop}: not followed"
+            if len(chain_ids) > self.max_chain:
+                stop = f"incident merge chain longer than {self.max_chain}: stopped at {chain_ids[-1]}"
+                return current, chain_ids, stop
+            chain_ids.append(target_id)
+            seen.add(target)
+            current = target
+
+    def _build_view(self, tenant: str, incident_id: str, ikey: str) -> Optional[IncidentView]:
+        survivor_key, chain, warning = self._follow(ikey, incident_id)
+        summary = self._summaries.get(survivor_key)
+        members = [self._alerts[a] for a in sorted(self._members.get(survivor_key, ()))]
+        if summary is None and not members and len(chain) == 1 and not warning:
+            return None
+        services = sorted({_text(d.get("service_source")) for d in members} - {""})
+        detections = sorted({_text(d.get("detection_source")) for d in members} - {""})
+        found = summary is not None
+        s: Mapping[str, Any] = summary or {}
+        return IncidentView(
+            tenant_id=tenant,
+            incident_id=chain[-1],
+            original_id=incident_id,
+            found=found,
+            title=_text(s.get("title")),
+            severity=_text(s.get("severity")),
+            status=_text(s.get("status")),
+            classification=_text(s.get("classification")),
+            determination=_text(s.get("determination")),
+            assigned_to=_text(s.get("assigned_to")),
+            created_date_time=_text(s.get("created_date_time")),
+            last_update_date_time=_text(s.get("last_update_date_time")),
+            incident_web_url=_text(s.get("incident_web_url")),
+            alert_ids=tuple(sorted({_text(d.get("alert_id")) for d in members} - {""})),
+            service_sources=tuple(services),
+            detection_sources=tuple(detections),
+            chain=tuple(chain),
+            warning=warning,
+        )
+
+
+# --- enrichment of placed events -----------------------------------------------------------------
+
+
+def request_keys(fields: Mapping[str, Any]) -> Tuple[str, str]:
+    """(incident key, alert key) the store is asked about for one placed event (``lineage.place``
+    output). The alert key only when the event names no incident (hunting rows): it leads to the
+    incident through the alert's contribution document."""
+    tenant = _text(fields.get("tenant_id"))
+    incident = _text(fields.get("incident_id"))
+    if incident:
+        return incident_key(tenant, incident), ""
+    return "", alert_key(tenant, _text(fields.get("alert_id")))
+
+
+def _relabel(path: str, old: str, new: str) -> str:
+    """``path`` with its first level ``old`` replaced by ``new`` (unchanged when it does not start so)."""
+    if path == old or path.startswith(old + " "):
+        return new + path[len(old) :]
+    return path
+
+
+def enrich(fields: Dict[str, Any], cache: Optional[IncidentCache]) -> Dict[str, Any]:
+    """The ``incident_*`` fields for one placed event, from what ``cache`` holds (no request).
+
+    Also moves ``fields`` (``lineage.place`` output) on to the surviving incident when the store
+    knows of merges the event could not see, and names the incident of a hunting row's alert:
+    ``incident_id``, ``incident_id_original``, ``lineage_path`` and ``lineage_warning`` as
+    ``place(record, incidents=cache)`` would set them.
+    """
+    out = empty_output_fields()
+    if cache is None:
+        return out
+    tenant = _text(fields.get("tenant_id"))
+    named = _text(fields.get("incident_id"))
+    if not tenant:
+        return out
+    incident = named or cache.incident_of_alert(tenant, _text(fields.get("alert_id")))
+    if not incident:
+        return out
+    view = cache.view(tenant, incident)
+    survivor = view.incident_id if view is not None else incident
+    path = _text(fields.get("lineage_path"))
+    if not named:  # found through the alert (hunting row, alert without incidentId)
+        fields["incident_id"] = survivor
+        if survivor != incident:
+            fields["incident_id_original"] = incident
+        fields["lineage_path"] = _relabel(path, "?", f"incident:{survivor}")
+    elif survivor != named:  # merged, as only the store knows
+        fields["incident_id"] = survivor
+        if fields.get("lineage_layer") == "incident":
+            if _text(fields.get("incident_id_original")):  # the event said named; named moved on
+                fields["lineage_path"] = _relabel(path, f"incident:{named}", f"incident:{survivor}")
+            else:
+                fields["incident_id_original"] = named
+                merged = f"incident:{survivor} (merged from {named})"
+                fields["lineage_path"] = _relabel(path, f"incident:{named}", merged)
+        else:
+            fields["incident_id_original"] = _text(fields.get("incident_id_original")) or named
+            fields["lineage_path"] = _relabel(path, f"incident:{named}", f"incident:{survivor}")
+    if view is None:
+        return out
+    if view.warning:
+        warning = _text(fields.get("lineage_warning"))
+        fields["lineage_warning"] = f"{warning}; {view.warning}" if warning else view.warning
+    return view.output_fields()

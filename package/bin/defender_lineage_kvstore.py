@@ -1,0 +1,106 @@
+"""The incident store's Splunk side: moves ``defender_lineage_core.incident_store`` documents in and
+out of the KV store collection ``ta_defender_lineage_incidents`` through splunkd's REST API.
+
+Thin on purpose: one request per ``fetch`` and one ``batch_save`` per 1000 documents; what the
+documents are and how they are read is in the core module. The session key is only ever sent in
+the Authorization header; it is not logged and not part of any error text raised here.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
+from urllib.parse import urlsplit
+
+from splunklib import binding, client
+
+from defender_lineage_core.incident_store import COLLECTION, Doc, store_query
+
+APP = "TA-defender-lineage"
+OWNER = "nobody"
+BATCH_SAVE_LIMIT = 1000  # limits.conf [kvstore] max_documents_per_batch_save
+# A GET query longer than this goes as a POST to batch_find instead (URL length limits).
+MAX_GET_QUERY_CHARS = 6000
+DEFAULT_TIMEOUT = 10.0
+_JSON_HEADERS = [("Content-Type", "application/json")]
+
+
+class IncidentStoreError(Exception):
+    """The KV store did not answer as expected (unreachable, unavailable, refused, bad reply)."""
+
+
+def _address(splunkd_uri: str) -> Dict[str, Any]:
+    parts = urlsplit(splunkd_uri or "")
+    if not parts.scheme or not parts.hostname:
+        raise IncidentStoreError(f"splunkd URI is not a URL: {splunkd_uri!r}")
+    return {"scheme": parts.scheme, "host": parts.hostname, "port": parts.port or 8089}
+
+
+class IncidentStoreClient:
+    """``fetch`` and ``save`` for the incident store, as the app's ``nobody`` namespace sees it."""
+
+    def __init__(
+        self,
+        session_key: str,
+        splunkd_uri: str,
+        app: str = APP,
+        collection: str = COLLECTION,
+        timeout: Optional[float] = DEFAULT_TIMEOUT,
+    ) -> None:
+        self.app = app
+        self.path = f"storage/collections/data/{collection}"
+        self.requests = 0
+        # client.Service makes no request when it is given a token (no login round trip).
+        self._service = client.Service(
+            token=session_key,
+            app=app,
+            owner=OWNER,
+            autologin=False,
+            handler=binding.handler(timeout=timeout),
+            **_address(splunkd_uri),
+        )
+
+    def __repr__(self) -> str:  # never show the session key
+        return f"IncidentStoreClient(app={self.app!r}, path={self.path!r})"
+
+    def _call(self, method: str, sub: str, **kwargs: Any) -> Any:
+        self.requests += 1
+        target = self.path + sub
+        try:
+            if method == "GET":
+                response = self._service.get(target, owner=OWNER, app=self.app, **kwargs)
+            else:
+                response = self._service.post(target, owner=OWNER, app=self.app, headers=_JSON_HEADERS, **kwargs)
+            text = response.body.read().decode("utf-8")
+        except binding.HTTPError as error:
+            raise IncidentStoreError(f"KV store answered HTTP {error.status} {error.reason}") from None
+        except (OSError, http.client.HTTPException) as error:  # refused, reset, timed out, TLS
+            raise IncidentStoreError(f"KV store unreachable: {type(error).__name__}: {error}") from None
+        try:
+            return json.loads(text) if text.strip() else None
+        except ValueError:
+            raise IncidentStoreError("KV store answered with something that is not JSON") from None
+
+    def fetch(self, incident_keys: Sequence[str], alert_keys: Sequence[str] = ()) -> List[Doc]:
+        """All documents naming any of these incident keys or alert keys, in ONE request."""
+        query = store_query(incident_keys, alert_keys)
+        if not query:
+            return []
+        text = json.dumps(query, separators=(",", ":"))
+        if len(text) <= MAX_GET_QUERY_CHARS:
+            result = self._call("GET", "", query=text, output_mode="json")
+        else:
+            batches = self._call("POST", "/batch_find", body=json.dumps([{"query": query}]))
+            result = batches[0] if isinstance(batches, list) and batches else []
+        if not isinstance(result, list):
+            raise IncidentStoreError("KV store query did not return a list")
+        return [doc for doc in result if isinstance(doc, dict)]
+
+    def save(self, docs: Iterable[Mapping[str, Any]]) -> int:
+        """Upsert documents by ``_key`` (``batch_save``, at most 1000 per request); the number saved."""
+        pending = [dict(doc) for doc in docs]
+        for start in range(0, len(pending), BATCH_SAVE_LIMIT):
+            batch = pending[start : start + BATCH_SAVE_LIMIT]
+            self._call("POST", "/batch_save", body=json.dumps(batch))  # ASCII: http.client sends str bodies as latin-1
+        return len(pending)

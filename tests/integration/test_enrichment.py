@@ -1,0 +1,292 @@
+"""defenderlineage's incident_* fields, built, through the chunked protocol (Python 3.9 and 3.13), against
+the splunkd stand-in's KV store: merges, tenants, requests per chunk, and a store that cannot be read."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Dict, List
+
+import pytest
+
+from defender_lineage_core.incident_store import (
+    COLLECTION,
+    INCIDENT_OUTPUT_FIELDS,
+    docs_from_alert,
+    docs_from_incident,
+)
+from defender_lineage_core.lineage import OUTPUT_FIELDS
+from tests.harness.scp_driver import CommandResult, run_command
+from tests.harness.splunkd_standin import SplunkdStandin
+from tests.integration.conftest import scan_for_secrets
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLES = REPO.parent / "shared/reference/samples"
+TENANT = "4a1f0c2e-9b7d-4c3a-8e55-2f6d1b0a9c31"
+OTHER = "0b7e5d1c-1111-4c3a-8e55-2f6d1b0a9c99"
+STORE_PATH = f"storage/collections/data/{COLLECTION}"
+
+
+def _sample(name: str) -> Dict[str, Any]:
+    path = SAMPLES / name
+    if not path.exists():
+        pytest.skip(f"sample {path} not found (shared/ must sit beside the repo)")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+@pytest.fixture
+def standin(splunkd: SplunkdStandin, addon: Path) -> SplunkdStandin:
+    splunkd.load_app_defaults(addon)  # the collections of collections.conf exist, empty
+    return splunkd
+
+
+def alert_item(aid: str, iid: str, service: str = "microsoftDefenderForEndpoint", **more: Any) -> Dict[str, Any]:
+    item = {
+        "@odata.type": "#microsoft.graph.security.alert",
+        "id": aid,
+        "incidentId": iid,
+        "tenantId": TENANT,
+        "serviceSource": service,
+        "detectionSource": "antivirus",
+        "severity": "medium",
+        "lastUpdateDateTime": "2026-09-14T09:00:00.1234567Z",
+    }
+    item.update(more)
+    return item
+
+
+def incident_item(iid: str, tenant: str = TENANT, **more: Any) -> Dict[str, Any]:
+    item = {
+        "id": iid,
+        "tenantId": tenant,
+        "displayName": f"incident {iid}",
+        "severity": "high",
+        "status": "active",
+        "lastUpdateDateTime": "2026-09-14T09:00:00Z",
+    }
+    item.update(more)
+    return item
+
+
+def alert_event(item: Dict[str, Any], tenant: str = TENANT) -> Dict[str, Any]:
+    """An alert event as splunkd sends it: _raw plus the fields KV_MODE=json extracted."""
+    record: Dict[str, Any] = {
+        "_raw": json.dumps(item),
+        "sourcetype": "ms:defender:graph:alert",
+        "source": f"ms_graph://{tenant}/security/alerts_v2",
+        "_time": "1789374097",
+    }
+    for key in ("id", "incidentId", "serviceSource", "detectionSource", "tenantId"):
+        if item.get(key) is not None:
+            record[key] = str(item[key])
+    return record
+
+
+def incident_event(item: Dict[str, Any], tenant: str = TENANT) -> Dict[str, Any]:
+    return {
+        "_raw": json.dumps(item),
+        "sourcetype": "ms:defender:graph:incident",
+        "source": f"ms_graph://{tenant}/security/incidents",
+    }
+
+
+def store_calls(standin: SplunkdStandin) -> List[Any]:
+    return [c for c in standin.calls if STORE_PATH in c.path]
+
+
+def run(addon: Path, python: str, standin: SplunkdStandin, records: List[Dict[str, Any]], **kw: Any) -> CommandResult:
+    result = run_command(addon, python, records, splunkd_uri=standin.uri, session_key=standin.session_key, **kw)
+    assert result.error is None, (result.error, result.stderr[-3000:])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len(result.records) == len(records)
+    for record in result.records:
+        missing = [f for f in (*OUTPUT_FIELDS, *INCIDENT_OUTPUT_FIELDS) if f not in record]
+        assert not missing, missing
+    assert not scan_for_secrets([], [result.stderr, json.dumps(result.messages)], [standin.session_key])
+    return result
+
+
+def warnings_of(result: CommandResult) -> List[str]:
+    return [text for kind, text in result.messages if kind == "WARN"]
+
+
+def mv(value: Any) -> List[str]:
+    if isinstance(value, list):
+        return value
+    return [value] if value else []
+
+
+def test_alert_events_get_their_incident(addon: Path, python: str, standin: SplunkdStandin) -> None:
+    incident = _sample("incident.json")
+    standin.kv_save(COLLECTION, docs_from_incident(incident, TENANT))
+    alert = _sample("alert_v2.json")
+    result = run(addon, python, standin, [alert_event(alert), incident_event(incident)])
+    for record in result.records:
+        assert record["incident_id"] == "31337" and record["incident_id_original"] == ""
+        assert record["incident_title"] == incident["displayName"]
+        assert (record["incident_severity"], record["incident_status"]) == ("high", "inProgress")
+        assert record["incident_alert_count"] == "2"
+        assert mv(record["incident_service_sources"]) == [
+            "microsoftDefenderForEndpoint",
+            "microsoftDefenderForOffice365",
+        ]
+        assert mv(record["incident_detection_sources"]) == [
+            "microsoftDefenderForEndpoint",
+            "microsoftDefenderForOffice365",
+        ]
+        assert record["incident_cross_product"] == "true"
+    assert result.records[0]["lineage_layer"] == "detection"
+    assert len(store_calls(standin)) == 1
+    assert warnings_of(result) == []
+
+
+def test_three_incident_merge_chain(addon: Path, python: str, standin: SplunkdStandin) -> None:
+    docs = docs_from_incident(incident_item("101", status="redirected", redirectIncidentId="102"), TENANT)
+    docs += docs_from_incident(incident_item("102", status="redirected", redirectIncidentId="103"), TENANT)
+    docs += docs_from_incident(incident_item("103", displayName="the survivor", status="inProgress"), TENANT)
+    docs += docs_from_alert(alert_item("a1", "103"), TENANT)
+    docs += docs_from_alert(alert_item("a2", "103", "microsoftDefenderForIdentity"), TENANT)
+    standin.kv_save(COLLECTION, docs)
+    records = [
+        alert_event(alert_item("a0", "101")),
+        alert_event(alert_item("a1", "103")),
+        incident_event(incident_item("101", status="redirected", redirectIncidentId="102")),
+        incident_event(incident_item("102")),  # an older version of 102, from before its merge
+    ]
+    result = run(addon, python, standin, records, chunk_size=1)  # one event per chunk
+    a0, a1, i101, i102 = result.records
+    assert (a0["incident_id"], a0["incident_id_original"]) == ("103", "101")
+    assert a0["lineage_path"] == "incident:103 > microsoftDefenderForEndpoint > antivirus > alert:a0"
+    assert (a1["incident_id"], a1["incident_id_original"]) == ("103", "")
+    assert (i101["incident_id"], i101["incident_id_original"]) == ("103", "101")
+    assert i101["lineage_path"] == "incident:103 (merged from 101)"
+    assert (i102["incident_id"], i102["incident_id_original"]) == ("103", "102")
+    for record in result.records:
+        assert record["incident_title"] == "the survivor" and record["incident_status"] == "inProgress"
+        assert record["incident_alert_count"] == "2" and record["incident_cross_product"] == "true"
+    # chunk 1 names 101: one request, then one follow-up per merge step (102, 103); the later
+    # chunks find everything cached
+    assert len(store_calls(standin)) == 3
+    assert warnings_of(result) == []
+
+
+def test_two_tenants_reusing_an_incident_id(addon: Path, python: str, standin: SplunkdStandin) -> None:
+    docs = docs_from_incident(incident_item("42", displayName="ours"), TENANT)
+    docs += docs_from_incident(incident_item("42", tenant=OTHER, displayName="theirs", severity="low"), OTHER)
+    docs += docs_from_alert(alert_item("x", "42"), TENANT)
+    standin.kv_save(COLLECTION, docs)
+    theirs_alert = alert_item("y", "42", tenantId=OTHER)
+    result = run(addon, python, standin, [alert_event(alert_item("x", "42")), alert_event(theirs_alert, OTHER)])
+    ours, theirs = result.records
+    assert (ours["tenant_id"], ours["incident_title"], ours["incident_alert_count"]) == (TENANT, "ours", "1")
+    assert (theirs["tenant_id"], theirs["incident_title"], theirs["incident_severity"]) == (OTHER, "theirs", "low")
+    assert theirs["incident_alert_count"] == "0"
+    assert len(store_calls(standin)) == 1
+
+
+def test_at_most_one_request_per_chunk_and_none_for_repeats(addon: Path, python: str, standin: SplunkdStandin) -> None:
+    docs = [d for n in range(300) for d in docs_from_incident(incident_item(str(n)), TENANT)]
+    standin.kv_save(COLLECTION, docs)
+    standin.clear_calls()
+
+    def chunk(first: int) -> List[Dict[str, Any]]:
+        return [alert_event(alert_item(f"a{first}-{i}", str(first + i % 100))) for i in range(1000)]
+
+    # chunk 1: incidents 0-99; chunk 2: the same again; chunk 3: 100-199 plus one unknown
+    records = chunk(0) + chunk(0) + chunk(100)[:-1] + [alert_event(alert_item("lost", "99999"))]
+    result = run(addon, python, standin, records, chunk_size=1000)
+    assert result.chunks_sent == 3
+    calls = store_calls(standin)
+    assert len(calls) == 2, [c.path for c in calls]  # chunk 2 cost nothing
+    assert all(c.method == "GET" for c in calls)
+    assert all(r["incident_title"] == f"incident {r['incident_id']}" for r in result.records[:-1])
+    assert result.records[-1]["incident_title"] == "" and result.records[-1]["incident_id"] == "99999"
+    assert warnings_of(result) == []
+
+
+def test_a_chunk_of_many_incidents_is_still_one_request(addon: Path, python: str, standin: SplunkdStandin) -> None:
+    docs = [d for n in range(1000) for d in docs_from_incident(incident_item(str(n)), TENANT)]
+    standin.kv_save(COLLECTION, docs)
+    standin.clear_calls()
+    records = [alert_event(alert_item(f"a{n}", str(n))) for n in range(1000)]
+    result = run(addon, python, standin, records, chunk_size=1000)
+    calls = store_calls(standin)
+    assert len(calls) == 1 and calls[0].method == "POST" and calls[0].path.endswith("/batch_find")
+    assert all(r["incident_title"] == f"incident {r['incident_id']}" for r in result.records)
+
+
+def test_hunting_rows_get_their_alerts_incident(addon: Path, python: str, standin: SplunkdStandin) -> None:
+    docs = docs_from_incident(incident_item("7", displayName="seven"), TENANT)
+    docs += docs_from_alert(alert_item("da-77", "7"), TENANT)
+    standin.kv_save(COLLECTION, docs)
+    row = {"AlertId": "da-77", "ServiceSource": "Microsoft Defender for Endpoint", "DetectionSource": "Antivirus"}
+    hunting = {
+        "_raw": json.dumps(row),
+        "sourcetype": "ms:defender:graph:hunting",
+        "source": f"ms_graph://{TENANT}/security/runHuntingQuery/alertinfo",
+        **row,
+    }
+    result = run(addon, python, standin, [hunting, alert_event(alert_item("da-77", "7"))])
+    row_out = result.records[0]
+    assert row_out["lineage_layer"] == "hunting" and row_out["incident_id"] == "7"
+    assert (
+        row_out["lineage_path"]
+        == "incident:7 > microsoftDefenderForEndpoint > antivirus > alert:da-77 > hunting:alertinfo"
+    )
+    assert row_out["incident_title"] == "seven" and row_out["incident_alert_count"] == "1"
+    assert len(store_calls(standin)) == 1  # alert key and incident key in the same request
+
+
+def _assert_placed_alone(result: CommandResult) -> None:
+    for record in result.records:
+        assert record["lineage_layer"] == "detection" and record["incident_id"].startswith("inc")
+        assert record["lineage_path"].startswith("incident:inc")
+        assert record["service_source"] == "microsoftDefenderForEndpoint" and record["alert_id"]
+        assert all(record[f] == "" for f in INCIDENT_OUTPUT_FIELDS)
+    warnings = warnings_of(result)
+    assert len(warnings) == 1, result.messages
+    assert "incident store" in warnings[0] and COLLECTION in warnings[0]
+
+
+def _three_chunks() -> List[Dict[str, Any]]:
+    return [alert_event(alert_item(f"a{n}", f"inc{n % 500}")) for n in range(2500)]
+
+
+def test_kvstore_unavailable_gives_one_warning(addon: Path, python: str, standin: SplunkdStandin) -> None:
+    standin.set_kvstore_available(False)
+    result = run(addon, python, standin, _three_chunks(), chunk_size=1000)
+    assert result.chunks_sent == 3
+    _assert_placed_alone(result)
+    assert "503" in warnings_of(result)[0]
+    assert len(store_calls(standin)) == 1  # not asked again after the first failure
+
+
+def test_stopped_splunkd_gives_one_warning(addon: Path, python: str, tmp_path: Path) -> None:
+    with SplunkdStandin(tmp_path / "gone", max_lifetime=60.0) as gone:
+        gone.load_app_defaults(addon)
+        uri, key = gone.uri, gone.session_key
+    result = run_command(addon, python, _three_chunks(), splunkd_uri=uri, session_key=key, chunk_size=1000)
+    assert result.error is None and result.returncode == 0, result.stderr[-3000:]
+    _assert_placed_alone(result)
+    assert "unreachable" in warnings_of(result)[0]
+    assert not scan_for_secrets([], [result.stderr, json.dumps(result.messages)], [key])
+
+
+def test_wrong_session_key_gives_one_warning(addon: Path, python: str, standin: SplunkdStandin) -> None:
+    result = run_command(addon, python, _three_chunks(), splunkd_uri=standin.uri, session_key="not-the-key-at-all")
+    assert result.error is None and result.returncode == 0
+    _assert_placed_alone(result)
+    assert "401" in warnings_of(result)[0]
+    assert len(store_calls(standin)) == 1
+
+
+def test_incidents_false_makes_no_request(addon: Path, python: str, standin: SplunkdStandin) -> None:
+    standin.kv_save(COLLECTION, docs_from_incident(incident_item("inc1"), TENANT))
+    standin.clear_calls()
+    result = run(addon, python, standin, _three_chunks(), args=["incidents=false"], chunk_size=1000)
+    assert standin.calls == []
+    assert warnings_of(result) == []
+    assert all(r[f] == "" for r in result.records for f in INCIDENT_OUTPUT_FIELDS)
+    assert all(r["incident_id"].startswith("inc") for r in result.records)

@@ -1,0 +1,60 @@
+"""The inputs' fast event writer produces exactly the XML splunklib's Event.write_to produces."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from defender_lineage_eventstream import EventSink, event_text
+from splunklib import modularinput as smi
+
+from defender_lineage_core.collector import Version
+
+ITEMS = [
+    {"id": "a", "lastUpdateDateTime": "2026-11-20T10:00:26.9875Z", "title": "plain"},
+    {"id": "b&<>", "lastUpdateDateTime": "2026-11-20T10:00:26Z", "title": "quotes \" ' and ]]> and &amp;"},
+    {"id": "c", "lastUpdateDateTime": "2026-11-20T10:00:26.1234567Z", "title": "Ünïcødé ✓ 漢字 😀 \n\t\r\x01"},
+    {"id": "d", "title": "no time"},
+]
+
+
+def splunklib_stream(item: dict, when: float) -> str:
+    out = io.StringIO()
+    writer = smi.EventWriter(output=out)
+    writer.write_event(
+        smi.Event(
+            data=event_text(item),
+            time=when,
+            index="defender",
+            sourcetype="ms:defender:graph:alert",
+            source="ms_graph://t/security/alerts_v2",
+        )
+    )
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("item", ITEMS)
+def test_same_bytes_as_splunklib(item: dict):
+    ticks = 17636304269875000 + len(item["id"])
+    out = io.StringIO()
+    sink = EventSink(
+        smi.EventWriter(output=out), "defender", "ms:defender:graph:alert", "ms_graph://t/security/alerts_v2"
+    )
+    sink([Version(item, ticks)])
+    assert out.getvalue() == splunklib_stream(item, ticks / 10_000_000)
+
+
+def test_json_survives_and_unsafe_characters_are_escaped():
+    assert json.loads(event_text(ITEMS[2])) == ITEMS[2]
+    lone = {"id": "x", "title": "bad \ud800 surrogate and \ufffe"}
+    text = event_text(lone)
+    text.encode("utf-8")  # must not raise
+    assert "\ufffe" not in text and json.loads(text) == lone
+
+
+def test_graphs_own_text_is_kept_when_it_is_one_line():
+    own = '{"id":"a","t":"\\u00e9"}'
+    assert event_text({"id": "a", "t": "é"}, own) == own
+    pretty = '{\n  "id": "a"\n}'
+    assert event_text({"id": "a"}, pretty) == '{"id":"a"}'
