@@ -399,8 +399,8 @@ def report(
         "",
         f"In (d) the command waited {kv_seconds:.2f} s per run for its {requests} KV store requests "
         f"({kv_seconds / max(1, requests) * 1000:.0f} ms each, its own `metric.incident_store` in the job "
-        "inspector): the stand-in scans the whole collection in Python for every query, where splunkd's KV "
-        "store uses the collection's accelerated_fields index on incident_key. The last row takes that wait "
+        "inspector): the stand-in answers from SQLite on loopback, pre-selecting rows by incident_key and "
+        "alert_key as splunkd's KV store uses the collection's accelerated fields. The last row takes that wait "
         "out, to show the command's own cost; splunkd's answer time is not measured here.",
     ]
     goals = [

@@ -1,7 +1,7 @@
 """Fault injection: rules matched per request, consumed atomically, switchable per test.
 
-A rule matches a request by resource ("token", "alerts_v2", "incidents", "graph" = either Graph
-collection, None/"*" = anything), optional method, path regex, effective query options (a
+A rule matches a request by resource ("token", "alerts_v2", "incidents", "runHuntingQuery", "graph"
+= any Graph resource, None/"*" = anything), optional method, path regex, effective query options (a
 `$skiptoken` page is matched on the options it continues, so `when_query={"$expand": "alerts"}`
 also hits later pages), headers, global request index, an arbitrary predicate, and counters
 (`after` matching requests pass first; then it fires `times` times, None = forever).
@@ -27,7 +27,7 @@ import threading
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 KINDS = ("status", "malformed_json", "truncate", "reset", "delay", "expire_tokens", "call", "foreign_link")
-RESOURCES = ("token", "alerts_v2", "incidents", "graph", "other", "*")
+RESOURCES = ("token", "alerts_v2", "incidents", "runHuntingQuery", "graph", "other", "*")
 
 
 class FaultContext:
@@ -110,7 +110,7 @@ class FaultRule:
     def matches(self, ctx: FaultContext) -> bool:
         if self.resource not in (None, "*"):
             if self.resource == "graph":
-                if ctx.resource not in ("alerts_v2", "incidents"):
+                if ctx.resource not in ("alerts_v2", "incidents", "runHuntingQuery"):
                     return False
             elif ctx.resource != self.resource:
                 return False

@@ -25,6 +25,7 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Set, 
 from urllib.parse import parse_qsl, urlsplit
 
 from .faults import FaultContext, FaultPlan, FaultRule
+from .hunting import HuntingFault, HuntingSettings, HuntingTables
 from .tenant import DEFAULT_TENANT_ID, Collection, ItemVersion, SyntheticTenant
 from .timeutil import format_ticks, parse_any, parse_literal
 
@@ -33,6 +34,7 @@ DEFAULT_ROLES = ("SecurityAlert.Read.All", "SecurityIncident.Read.All", "ThreatH
 REQUIRED_ROLES = {
     "alerts_v2": ("SecurityAlert.Read.All", "SecurityAlert.ReadWrite.All"),
     "incidents": ("SecurityIncident.Read.All", "SecurityIncident.ReadWrite.All"),
+    "runHuntingQuery": ("ThreatHunting.Read.All",),
 }
 TOP_LIMITS = {"alerts_v2": (100, 2000), "incidents": (20, 50)}
 JSON_GRAPH = "application/json; odata.metadata=minimal"
@@ -66,6 +68,7 @@ GRAPH_CODES = {
 }
 _TOKEN_PATH = re.compile(r"^/([^/]+)/oauth2/v2\.0/token/?$")
 _COLLECTION_PATH = re.compile(r"^/v1\.0/security/(alerts_v2|incidents)(?:/([^/]+))?/?$")
+_HUNTING_PATH = re.compile(r"^/v1\.0/security/runHuntingQuery/?$")
 _CLAUSE = re.compile(r"^\(?\s*lastUpdateDateTime\s+(ge|gt|le|lt)\s+(\S+?)\s*\)?$")
 
 AssertionVerifier = Callable[[str, Dict[str, Any], Dict[str, Any], "GraphSimulator"], Optional[str]]
@@ -208,6 +211,8 @@ class GraphSimulator:
         self.app_roles: Set[str] = set(roles)
         self.assertion_verifier: AssertionVerifier = default_assertion_verifier
         self.faults = FaultPlan()
+        self.hunting = HuntingSettings()  # runHuntingQuery's caps, quota, timeout and boolean form
+        self._hunting_tables: Optional[HuntingTables] = None
         self.requests: List[RequestRecord] = []
         self._clock: int = self.tenant.anchor_ticks
         self._tokens: Dict[str, _Token] = {}
@@ -336,6 +341,29 @@ class GraphSimulator:
             for r in self.requests
             if r.resource in ("alerts_v2", "incidents") and (resource is None or r.resource == resource)
         ]
+
+    def hunting_requests(self) -> List[RequestRecord]:
+        """runHuntingQuery calls; each record's ``query`` holds the body's Query and Timespan."""
+        return [r for r in self.requests if r.resource == "runHuntingQuery"]
+
+    @property
+    def hunting_tables(self) -> HuntingTables:
+        if self._hunting_tables is None or self._hunting_tables.tenant is not self.tenant:
+            self._hunting_tables = HuntingTables(self.tenant, self.hunting)
+        self._hunting_tables.settings = self.hunting
+        return self._hunting_tables
+
+    def handle_hunting(self, raw_body: bytes) -> bytes:
+        try:
+            body = json.loads(raw_body.decode("utf-8")) if raw_body else None
+        except (UnicodeDecodeError, ValueError):
+            body = None
+        if not isinstance(body, dict):
+            raise _GraphError(400, "BadRequest", "The request body is not a valid JSON object.")
+        try:
+            return self.hunting_tables.run(body, self._clock, self.base_url)
+        except HuntingFault as fault:
+            raise _GraphError(fault.status, fault.code, fault.message, fault.headers) from None
 
     def _next_index(self) -> int:
         with self._lock:
@@ -711,7 +739,23 @@ class _Handler(BaseHTTPRequestHandler):
         record_headers = {k: ("Bearer REDACTED" if k.lower() == "authorization" else v) for k, v in headers.items()}
         token_match = _TOKEN_PATH.match(path)
         coll_match = _COLLECTION_PATH.match(path)
-        resource = "token" if token_match else coll_match.group(1) if coll_match else "other"
+        hunting_match = _HUNTING_PATH.match(path)
+        resource = (
+            "token"
+            if token_match
+            else coll_match.group(1)
+            if coll_match
+            else "runHuntingQuery"
+            if hunting_match
+            else "other"
+        )
+        if hunting_match and raw_body:
+            try:
+                hunting_body = json.loads(raw_body.decode("utf-8"))
+                if isinstance(hunting_body, dict):
+                    query = {k: str(v) for k, v in hunting_body.items() if k in ("Query", "Timespan")}
+            except (UnicodeDecodeError, ValueError):
+                pass
         form: Optional[Dict[str, str]] = None
         if token_match:
             form = dict(parse_qsl(raw_body.decode("utf-8", "replace"), keep_blank_values=True))
@@ -754,9 +798,12 @@ class _Handler(BaseHTTPRequestHandler):
                     sim.expire_tokens()
                 if rule.kind == "call" and rule.action is not None:
                     rule.action(sim, FaultContext(index, self.command, path, resource, opts, lower_headers))
-            status, body, ctype, extra = self._handle(
-                sim, resource, token_match, coll_match, form, opts, graph_error, lower_headers, client_request_id
-            )
+            if hunting_match:
+                status, body, ctype, extra = self._handle_hunting(sim, raw_body, lower_headers, client_request_id)
+            else:
+                status, body, ctype, extra = self._handle(
+                    sim, resource, token_match, coll_match, form, opts, graph_error, lower_headers, client_request_id
+                )
             if rule is not None and rule.kind == "foreign_link" and rule.link_base:
                 body = body.replace(
                     b'"@odata.nextLink":"' + sim.base_url.encode(),
@@ -838,6 +885,22 @@ class _Handler(BaseHTTPRequestHandler):
                 JSON_GRAPH,
                 extra,
             )
+
+    def _handle_hunting(
+        self, sim: GraphSimulator, raw_body: bytes, headers: Dict[str, str], client_request_id: Optional[str]
+    ) -> Tuple[int, bytes, str, Dict[str, str]]:
+        extra: Dict[str, str] = {"request-id": str(uuid.uuid4())}
+        try:
+            if self.command != "POST":
+                raise _GraphError(405, "BadRequest", "Specified HTTP method is not allowed for the request uri.")
+            sim.check_token(headers.get("authorization"))
+            sim.check_roles("runHuntingQuery")
+            body = sim.handle_hunting(raw_body)
+            extra["OData-Version"] = "4.0"
+            return 200, body, JSON_GRAPH, extra
+        except _GraphError as err:
+            extra.update(err.headers)
+            return err.status, sim.graph_error_body(err.status, err.code, err.message, client_request_id), JSON_GRAPH, extra
 
     @staticmethod
     def _basic_auth(headers: Dict[str, str]) -> Optional[Tuple[str, str]]:

@@ -1,0 +1,16 @@
+"""UCC input helper for ``defender_hunting``: advanced hunting rows, sourcetype ms:defender:graph:hunting."""
+
+import import_declare_test  # noqa: F401  (puts the app's lib/ on sys.path)
+
+from splunklib import modularinput as smi
+
+from defender_lineage_hunting_input import stream_events as _stream
+from defender_lineage_hunting_input import validate_input as _validate
+
+
+def validate_input(definition: smi.ValidationDefinition) -> None:
+    _validate(definition)
+
+
+def stream_events(inputs: smi.InputDefinition, event_writer: smi.EventWriter) -> None:
+    _stream(inputs, event_writer)

@@ -1,0 +1,235 @@
+"""Splunk side of the ``defender_hunting`` input: settings, checkpoint, events and logs around
+``defender_lineage_core.hunting``.
+
+The UCC-generated ``bin/defender_hunting.py`` calls ``defender_hunting_helper``, which calls
+``stream_events`` here. One event per result row: the row (types normalised) as JSON plus
+``QueryName`` (the input's name), sourcetype ``ms:defender:graph:hunting``, ``_time`` from the
+row's ``Timestamp``, ``source = ms_graph://<tenant>/security/runHuntingQuery/<input name>``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from typing import Any, Dict, List, Optional
+
+from defender_lineage_eventstream import xml_text
+from defender_lineage_modinput import SplunkSettings, _attach_budget, graph_client, logger_for, source_for
+from solnlib import log
+from splunklib import modularinput as smi
+
+from defender_lineage_core import settings as cfg
+from defender_lineage_core.budget import shared_budget
+from defender_lineage_core.errors import ConfigError, DefenderLineageError
+from defender_lineage_core.graph_client import TIMEOUT_ENV, timeout_from_environment
+from defender_lineage_core.hunting import (
+    HUNTING_TIMEOUT_SECONDS,
+    RESOURCE,
+    SOURCETYPE,
+    HuntingRun,
+    HuntingState,
+    Row,
+    check_query,
+    count_hunting_inputs,
+    hunting_per_minute,
+    parse_lookback,
+)
+from defender_lineage_core.timestamps import TICKS_PER_SECOND, epoch_seconds, now_ticks
+
+INPUT_TYPE = "defender_hunting"
+# Test knobs in splunkd's environment (not settings): smaller caps so the simulator can show a split.
+ROW_CAP_ENV = "TA_DEFENDER_LINEAGE_HUNTING_ROW_CAP"
+SIZE_CAP_ENV = "TA_DEFENDER_LINEAGE_HUNTING_SIZE_CAP"
+
+
+class HuntingSink:
+    """Writes rows as events; the same XML as ``EventSink`` (splunklib's, byte for byte)."""
+
+    def __init__(self, writer: smi.EventWriter, index: str, source: str) -> None:
+        self.writer = writer
+        self.tail = (
+            f"<source>{xml_text(source)}</source><sourcetype>{xml_text(SOURCETYPE)}</sourcetype>"
+            f"<index>{xml_text(index)}</index>"
+        )
+
+    def __call__(self, batch: List[Row]) -> None:
+        fallback = epoch_seconds(now_ticks())
+        parts = []
+        for row in batch:
+            when = epoch_seconds(row.ticks) if row.ticks is not None else fallback
+            parts.append(
+                f'<event unbroken="1"><time>{when}</time>{self.tail}'
+                f"<data>{xml_text(row_text(row.item))}</data><done /></event>"
+            )
+        writer = self.writer
+        if not writer.header_written:
+            writer._out.write("<stream>")
+            writer.header_written = True
+        writer._out.write("".join(parts))
+        writer._out.flush()
+
+
+def row_text(item: Dict[str, Any]) -> str:
+    """Single-line JSON, safe in UTF-8 XML 1.0 (lone surrogates become escapes)."""
+    text = json.dumps(item, ensure_ascii=False, separators=(",", ":"))
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(item, ensure_ascii=True, separators=(",", ":"))
+    if "\ufffe" in text or "\uffff" in text:
+        return json.dumps(item, ensure_ascii=True, separators=(",", ":"))
+    return text
+
+
+def _int_env(name: str) -> Optional[int]:
+    text = (os.environ.get(name) or "").strip()
+    return int(text) if text.isdigit() and int(text) > 0 else None
+
+
+def stream_events(inputs: smi.InputDefinition, event_writer: smi.EventWriter) -> None:
+    logger = logger_for(INPUT_TYPE)
+    for stanza, params in inputs.inputs.items():
+        name = stanza.split("://", 1)[-1]
+        try:
+            run_hunting(inputs.metadata, params, name, event_writer, logger)
+        except DefenderLineageError as exc:
+            # One line per failed run (a bad query included), naming the input; no secrets in it.
+            logger.error(
+                'run_failed input=%s://%s error_type=%s message="%s"', INPUT_TYPE, name, type(exc).__name__, exc
+            )
+        except Exception as exc:
+            log.log_exception(logger, exc, "collection", msg_before=f"run_failed input={INPUT_TYPE}://{name}")
+
+
+def run_hunting(
+    metadata: Dict[str, Any],
+    params: Dict[str, Any],
+    name: str,
+    event_writer: smi.EventWriter,
+    logger: logging.Logger,
+) -> Any:
+    started = time.monotonic()
+    splunk = SplunkSettings(metadata["session_key"], metadata["server_uri"])
+    logger.setLevel(splunk.log_level())
+    full_name = f"{INPUT_TYPE}://{name}"
+    log.modular_input_start(logger, full_name)
+    try:
+        query = check_query(params.get("query"))
+        lookback = parse_lookback(params.get("lookback"))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    account = splunk.account(str(params.get("account") or ""))
+    interval = cfg.interval_seconds(params.get("interval") or 300)
+    client = graph_client(account, splunk.proxies(), logger)
+    deadline = started + interval
+    client.deadline = deadline
+    client.timeout = (
+        timeout_from_environment(os.environ) if (os.environ.get(TIMEOUT_ENV) or "").strip() else HUNTING_TIMEOUT_SECONDS
+    )
+    _attach_budget(client, splunk, account, full_name, logger)
+    budget = None
+    per_minute = hunting_per_minute(os.environ)
+    if per_minute is not None:
+        try:
+            sharing = count_hunting_inputs(splunk.input_stanzas(), splunk.accounts(), account.tenant_id, full_name)
+        except Exception as exc:  # the budget must not stop collection: assume this input is alone
+            logger.warning("hunting_budget_inputs_unknown input=%s error_type=%s", full_name, type(exc).__name__)
+            sharing = 1
+        # Keyed by tenant only: the hunting quota is the tenant's, whatever the app registration.
+        budget = shared_budget("runHuntingQuery", account.tenant_id, per_minute / max(1, sharing))
+        logger.info(
+            "hunting_budget input=%s tenant=%s sharing_inputs=%d calls_per_minute=%.1f",
+            full_name,
+            account.tenant_id,
+            sharing,
+            budget.per_minute_bound(),
+        )
+    store = splunk.checkpointer()
+    key = cfg.checkpoint_key(INPUT_TYPE, name)
+    state = HuntingState.from_json(store.get(key), account.tenant_id)
+    if state is None:
+        state = HuntingState(account.tenant_id)
+        logger.info("first_run input=%s tenant=%s lookback_s=%d", full_name, account.tenant_id, lookback)
+    index = str(params.get("index") or "default")
+    sink = HuntingSink(event_writer, index, source_for(account.tenant_id, f"{RESOURCE}/{name}"))
+
+    def emit(batch: List[Row]) -> None:
+        sink(batch)
+        log.events_ingested(logger, full_name, SOURCETYPE, len(batch), index, account=account.name)
+
+    def save(current: HuntingState) -> None:
+        store.update(key, current.to_json())
+
+    now = now_ticks()
+    options: Dict[str, Any] = {}
+    for option, env in (("row_cap", ROW_CAP_ENV), ("size_cap", SIZE_CAP_ENV)):
+        value = _int_env(env)
+        if value is not None:
+            options[option] = value
+    run = HuntingRun(
+        client,
+        query,
+        name,
+        state,
+        emit,
+        save,
+        first_start=now - lookback * TICKS_PER_SECOND,
+        now=now_ticks,
+        deadline=deadline,
+        budget=budget,
+        logger=logger,
+        **options,
+    )
+    ok = False
+    try:
+        stats = run.run()
+        ok = True
+    finally:
+        s = run.stats
+        lag = f"{(now_ticks() - s.newest) / TICKS_PER_SECOND:.1f}" if s.newest is not None else ""
+        logger.info(
+            "run_summary input=%s status=%s account=%s tenant=%s resource=%s rows=%d skipped_duplicates=%d "
+            "windows=%d splits=%d caps=%d timeouts=%d truncated=%d quota_waits=%d quota_wait_seconds=%.1f "
+            "rate_waits=%d quota_deferred=%s requests=%d token_requests=%d retries=%d throttled=%d "
+            "budget_wait_seconds=%.1f stopped_early=%s run_seconds=%.2f lag_seconds=%s",
+            full_name,
+            "ok" if ok else "failed",
+            account.name,
+            account.tenant_id,
+            RESOURCE,
+            s.rows,
+            s.skipped,
+            s.windows,
+            s.splits,
+            s.caps,
+            s.timeouts,
+            s.truncated,
+            s.quota_waits,
+            s.quota_wait_seconds,
+            s.rate_waits,
+            s.quota_deferred,
+            client.stats.requests,
+            client.stats.token_requests,
+            client.stats.retries,
+            client.stats.throttled,
+            client.stats.budget_wait_seconds,
+            s.stopped_early,
+            time.monotonic() - started,
+            lag,
+        )
+    log.modular_input_end(logger, full_name)
+    return stats
+
+
+def validate_input(definition: smi.ValidationDefinition) -> None:
+    """Called by splunkd when a hunting input is saved: refuse bad values, naming the field."""
+    params = definition.parameters
+    try:
+        check_query(params.get("query"))
+        parse_lookback(params.get("lookback"))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    if params.get("interval"):
+        cfg.interval_seconds(params.get("interval"))
