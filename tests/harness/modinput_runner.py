@@ -12,6 +12,7 @@ import pathlib
 import signal
 import subprocess
 import tempfile
+import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple, cast
@@ -49,6 +50,7 @@ class ModinputResult:
     killed: bool = False
     stream_error: Optional[str] = None  # the stream was not well-formed (beyond a truncated tail)
     stream_complete: bool = False  # </stream> was written
+    seconds: float = 0.0  # the input process's life, start to exit (what benchmarks divide by)
 
 
 @dataclass
@@ -289,9 +291,11 @@ def run_modular_input(
     checkpoint_dir = pathlib.Path(checkpoint_dir)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     stdin = input_definition_xml(script, standin, stanzas, checkpoint_dir)
+    started = time.monotonic()
     returncode, out, err, killed = _run(
         [python, str(script)], script.parent, _environment(splunk_home, standin, env), stdin, timeout, kill_after
     )
+    seconds = time.monotonic() - started
     _append_splunkd_log(splunk_home, script, err)
     events, stream_error, complete = parse_event_stream(out)
     return ModinputResult(
@@ -302,6 +306,7 @@ def run_modular_input(
         killed=killed,
         stream_error=stream_error,
         stream_complete=complete,
+        seconds=seconds,
     )
 
 

@@ -577,10 +577,12 @@ class GraphSimulator:
         count = opts.get("$count", "false").lower()
         if count not in ("true", "false"):
             raise _GraphError(400, "BadRequest", f"'{opts['$count']}' is not a valid count option.")
-        visible = coll.visible(clock, lo, hi, desc)
         if self.server_page_cap is not None:
             # Server-driven paging: Graph may return fewer items than $top, with a nextLink.
             top = min(top, self.server_page_cap)
+        # One item past the page tells whether a nextLink is due; $count needs them all.
+        limit = None if count == "true" else skip + top + 1
+        visible = coll.visible(clock, lo, hi, desc, limit=limit)
         page = visible[skip : skip + top]
         parts = [b'{"@odata.context":"', context.encode(), b'"']
         if count == "true":
