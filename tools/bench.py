@@ -185,6 +185,20 @@ def command_table(addon: Path, python: str) -> str:
     return out.stdout.strip()
 
 
+def hunting_table(addon: Path, python: str) -> str:
+    script = ROOT / "tools" / "bench_hunting.py"
+    out = subprocess.run(
+        [sys.executable, str(script), "--addon", str(addon), "--python", python, "--rows", "100000"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if out.returncode != 0:
+        print(out.stdout[-3000:], out.stderr[-3000:], file=sys.stderr)
+        raise SystemExit("hunting bench failed")
+    return out.stdout.strip()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--addon", type=Path, default=ROOT / "output" / "TA-defender-lineage")
@@ -209,8 +223,11 @@ def main() -> int:
     )
     backfill, _ = backfill_table(args.addon.resolve(), python)
     command = command_table(args.addon.resolve(), python)
+    hunting = hunting_table(args.addon.resolve(), python)
     report = (
         f"{header}\n\n**Backfill through the built `defender_alerts` input**\n\n{backfill}\n\n"
+        f"**Advanced hunting: one 100,000-row window through the built `defender_hunting` input** "
+        f"(simulator in its own process, budgets off)\n\n{hunting}\n\n"
         f"**`defenderlineage` over the chunked protocol**\n\n{command}\n"
     )
     print(report)

@@ -2,10 +2,9 @@
 
 import import_declare_test  # noqa: F401  (puts the app's lib/ on sys.path)
 
-from splunklib import modularinput as smi
-
 from defender_lineage_hunting_input import stream_events as _stream
 from defender_lineage_hunting_input import validate_input as _validate
+from splunklib import modularinput as smi
 
 
 def validate_input(definition: smi.ValidationDefinition) -> None:

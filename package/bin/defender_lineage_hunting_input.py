@@ -16,7 +16,6 @@ import time
 from typing import Any, Dict, List, Optional
 
 from defender_lineage_eventstream import xml_text
-from defender_lineage_modinput import SplunkSettings, _attach_budget, graph_client, logger_for, source_for
 from solnlib import log
 from splunklib import modularinput as smi
 
@@ -37,6 +36,7 @@ from defender_lineage_core.hunting import (
     parse_lookback,
 )
 from defender_lineage_core.timestamps import TICKS_PER_SECOND, epoch_seconds, now_ticks
+from defender_lineage_modinput import SplunkSettings, _attach_budget, graph_client, logger_for, source_for
 
 INPUT_TYPE = "defender_hunting"
 # Test knobs in splunkd's environment (not settings): smaller caps so the simulator can show a split.

@@ -54,6 +54,27 @@ def read_stanza(session_key: str, conf: str, stanza: str) -> Dict[str, Any]:
         return {}
 
 
+def has_hunting_input(session_key: str, account: str) -> bool:
+    """Whether a ``defender_hunting`` input (enabled or not) uses this account: then the check also
+    proves ThreatHunting.Read.All. An inputs.conf that cannot be read counts as no."""
+    parts = urlsplit(get_splunkd_endpoint())
+    manager = conf_manager.ConfManager(
+        session_key,
+        APP,
+        scheme=parts.scheme or "https",
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or 8089,
+    )
+    try:
+        stanzas = manager.get_conf("inputs").get_all()
+    except Exception:  # the account check must not fail on it
+        return False
+    return any(
+        name.startswith("defender_hunting://") and str((fields or {}).get("account") or "").strip() == account
+        for name, fields in stanzas.items()
+    )
+
+
 class AccountHandler(AdminExternalHandler):
     def _check(self, creating: bool) -> None:
         payload: Mapping[str, Any] = self.payload or {}
@@ -64,7 +85,10 @@ class AccountHandler(AdminExternalHandler):
             session_key = self.getSessionKey()
             stored = {} if creating else read_stanza(session_key, f"{REST_ROOT}_account", name)
             proxies = proxies_from_settings(read_stanza(session_key, f"{REST_ROOT}_settings", "proxy"))
-            result = check_saved_account(name, payload, stored, proxies=proxies, logger=logger, user_agent=USER_AGENT)
+            hunting = not creating and has_hunting_input(session_key, name)
+            result = check_saved_account(
+                name, payload, stored, proxies=proxies, logger=logger, user_agent=USER_AGENT, hunting=hunting
+            )
         except ConfigError as exc:
             logger.warning('account_check account=%s status=refused message="%s"', name, exc)
             raise RestError(400, str(exc)) from None

@@ -1,4 +1,5 @@
-"""The account check on save: one token, then each Graph security resource once with ``$top=1``.
+"""The account check on save: one token, then each Graph security resource once with ``$top=1``,
+and, when the account has a hunting input, one tiny advanced hunting query (``hunting=True``).
 
 Every failure becomes an ``AccountCheckError`` whose message tells the admin what to change and
 where (tenant, client id, secret, certificate, permission and consent, cloud, proxy, network).
@@ -8,6 +9,7 @@ identifiers only; they never carry the secret, the key, a token or the proxy pas
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import time
@@ -26,11 +28,15 @@ from .errors import (
     MalformedResponse,
     MissingPermission,
     TransientError,
+    graph_error,
 )
 from .graph_client import ClientSecret, GraphClient
 from .settings import Account, account_from_conf
 
 RESOURCES = ("alerts_v2", "incidents")
+HUNTING_RESOURCE = "runHuntingQuery"
+# The cheapest query that proves ThreatHunting.Read.All: one row of the smallest table, one hour.
+HUNTING_PROBE = {"Query": "AlertInfo | take 1", "Timespan": "PT1H"}
 PLACEHOLDERS = ("******", "********")  # what UCC sends for an encrypted field left unchanged
 ENCRYPTED_FIELDS = ("client_secret", "certificate", "private_key")
 CHECK_TIMEOUT = 15.0  # seconds per request: the whole check must finish inside splunkd's REST call
@@ -111,8 +117,13 @@ def check_account(
     resources: Sequence[str] = RESOURCES,
     logger: Optional[logging.Logger] = None,
     user_agent: str = "",
+    hunting: bool = False,
 ) -> CheckResult:
-    """Prove the account works, or raise ``AccountCheckError`` saying what to fix."""
+    """Prove the account works, or raise ``AccountCheckError`` saying what to fix.
+
+    ``hunting``: also run one tiny advanced hunting query, to prove ThreatHunting.Read.All (the
+    REST handler asks for it when a ``defender_hunting`` input uses the account).
+    """
     started = time.monotonic()
     log = logger or logging.getLogger(__name__)
     secrets = [s for s in (account.client_secret, account.private_key) if s]
@@ -165,10 +176,60 @@ def check_account(
         except GraphError as exc:
             raise _scrub(context.graph_failure(exc, resource), secrets) from None
         result.resources[resource] = len(page.items)
+    if hunting:
+        try:
+            result.resources[HUNTING_RESOURCE] = _probe_hunting(client)
+        except MissingPermission:
+            missing.append(HUNTING_RESOURCE)
+        except TransientError as exc:
+            if not exc.status:
+                raise _scrub(
+                    context.network_failure(account.endpoints.graph_root, "Microsoft Graph"), secrets
+                ) from None
+            result.warnings.append(
+                f"Graph answered {HUNTING_RESOURCE} with HTTP {exc.status} (busy, throttled or over the hunting "
+                "quota); the token works, collection will retry."
+            )
+        except GraphError as exc:
+            raise _scrub(context.graph_failure(exc, HUNTING_RESOURCE), secrets) from None
     if missing:
         raise _scrub(_missing_permissions(missing), secrets)
     result.seconds = time.monotonic() - started
     return result
+
+
+def _probe_hunting(client: GraphClient) -> int:
+    """Rows of the probe query (0 or 1); raises the GraphError Graph's answer means."""
+    refreshed = False
+    while True:
+        headers = {
+            "Authorization": f"Bearer {client.token()}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+        }
+        response = client._send(
+            "POST",
+            client.resource_url(HUNTING_RESOURCE),
+            resource=HUNTING_RESOURCE,
+            data=json.dumps(HUNTING_PROBE).encode("utf-8"),
+            headers=headers,
+        )
+        if response.status_code == 401 and not refreshed:
+            refreshed = True
+            client.token(force=True)
+            continue
+        break
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        body = None
+    if response.status_code == 200 and isinstance(body, dict) and isinstance(body.get("results"), list):
+        return len(body["results"])
+    if response.status_code == 200:
+        raise MalformedResponse(f"{HUNTING_RESOURCE} answered without results", status=200, resource=HUNTING_RESOURCE)
+    if response.status_code in (429, 500, 502, 503, 504):
+        raise TransientError(f"{HUNTING_RESOURCE}: HTTP {response.status_code}", status=response.status_code)
+    raise graph_error(response.status_code, body, HUNTING_RESOURCE)
 
 
 def check_saved_account(

@@ -112,7 +112,9 @@ def parse_lookback(text: Optional[str]) -> int:
     if total <= 0:
         raise ValueError(f"lookback must be longer than zero, not {text!r}.")
     if total > MAX_LOOKBACK_DAYS * 86400:
-        raise ValueError(f"lookback must be at most P{MAX_LOOKBACK_DAYS}D (advanced hunting keeps 30 days), not {text!r}.")
+        raise ValueError(
+            f"lookback must be at most P{MAX_LOOKBACK_DAYS}D (advanced hunting keeps 30 days), not {text!r}."
+        )
     return total
 
 
@@ -525,7 +527,7 @@ class HuntingRun:
         if status == 429:
             self.client.stats.throttled += 1
             if _QUOTA_WORDS.search(message):
-                wait = _quota_reset_seconds(message, response.headers.get("Retry-After"), time.time())
+                wait = _quota_reset_seconds(message, response.headers.get("Retry-After"), self.now() / TICKS_PER_SECOND)
                 return _Answer("quota", wait=wait, reason=f"CPU quota: {_short(message)}")
             retry = _seconds(response.headers.get("Retry-After"))
             return _Answer("rate", wait=retry if retry is not None else 2.0 ** min(6, 1 + self.stats.rate_waits))
@@ -617,7 +619,7 @@ class HuntingRun:
             self.stats.stopped_early = True
             self.stats.quota_deferred = True
             self.log.warning(
-                "hunting_quota input=%s wait_s=%.1f remaining_s=%.1f action=stop reason=\"%s\": the CPU quota resets "
+                'hunting_quota input=%s wait_s=%.1f remaining_s=%.1f action=stop reason="%s": the CPU quota resets '
                 "after this run's deadline; the window is kept for the next run",
                 self.name,
                 wait,
@@ -628,7 +630,7 @@ class HuntingRun:
         self.stats.quota_waits += 1
         self.stats.quota_wait_seconds += wait
         self.log.warning(
-            "hunting_quota input=%s wait_s=%.1f action=wait reason=\"%s\": waiting for the CPU quota to reset",
+            'hunting_quota input=%s wait_s=%.1f action=wait reason="%s": waiting for the CPU quota to reset',
             self.name,
             wait,
             reason,

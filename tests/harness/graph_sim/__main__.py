@@ -21,6 +21,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--anchor", help="the tenant's 'now', ISO-8601 UTC (default: now)")
     parser.add_argument("--bulk", type=int, default=0, help="serve a bulk tenant with this many alert versions")
     parser.add_argument("--single-version", action="store_true", help="bulk: one version per alert")
+    parser.add_argument(
+        "--hunting-density",
+        action="append",
+        default=[],
+        metavar="TABLE=ROWS_PER_HOUR",
+        help="advanced hunting: rows an hour of an activity table (repeatable)",
+    )
     args = parser.parse_args(argv)
     anchor = datetime.fromisoformat(args.anchor.replace("Z", "+00:00")) if args.anchor else None
     if args.bulk:
@@ -28,6 +35,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     else:
         tenant = SyntheticTenant.generate(seed=args.seed, anchor=anchor)
     sim = GraphSimulator(tenant, max_lifetime=args.lifetime, port=args.port)
+    for item in args.hunting_density:
+        table, _, rows = item.partition("=")
+        sim.hunting.density[table] = int(rows)
     sim.start()
 
     def on_signal(signum: int, frame: object) -> None:
@@ -47,7 +57,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         pass
     # What it served, for benchmarks that run it in its own process.
     tokens = sum(1 for r in sim.requests if r.path.endswith("/token"))
-    sys.stdout.write(json.dumps({"requests": len(sim.requests), "tokens": tokens}) + "\n")
+    hunting = len(sim.hunting_requests())
+    sys.stdout.write(json.dumps({"requests": len(sim.requests), "tokens": tokens, "hunting": hunting}) + "\n")
     sys.stdout.flush()
     return 0
 

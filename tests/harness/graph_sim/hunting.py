@@ -49,7 +49,12 @@ TABLES = (
     "EmailEvents",
     "IdentityLogonEvents",
 )
-ACTIVITY_DENSITY = {"DeviceProcessEvents": 600, "DeviceNetworkEvents": 300, "EmailEvents": 60, "IdentityLogonEvents": 120}
+ACTIVITY_DENSITY = {
+    "DeviceProcessEvents": 600,
+    "DeviceNetworkEvents": 300,
+    "EmailEvents": 60,
+    "IdentityLogonEvents": 120,
+}
 
 SCHEMAS: Dict[str, List[Tuple[str, str]]] = {
     "AlertInfo": [
@@ -349,7 +354,7 @@ class HuntingTables:
     def entities(self) -> Dict[str, List[Any]]:
         if self._entities is not None:
             return self._entities
-        info, evidence = self._alert_tables()
+        _info, evidence = self._alert_tables()
         devices = sorted({(r["DeviceId"], r["DeviceName"]) for r in evidence if r["DeviceId"] and r["DeviceName"]})
         users = sorted({(r["AccountName"], r["AccountUpn"], r["AccountObjectId"]) for r in evidence if r["AccountUpn"]})
         ips = sorted({r["RemoteIP"] for r in evidence if r["RemoteIP"]})
@@ -434,8 +439,10 @@ class HuntingTables:
         return value
 
     def count(self, table: str, start: int, end: int, clock: int) -> int:
-        return len(self._indices(table, start, end, clock)) if table in ACTIVITY_DENSITY else len(
-            self._alert_slice(table, start, end, clock)
+        return (
+            len(self._indices(table, start, end, clock))
+            if table in ACTIVITY_DENSITY
+            else len(self._alert_slice(table, start, end, clock))
         )
 
     def _indices(self, table: str, start: int, end: int, clock: int) -> range:

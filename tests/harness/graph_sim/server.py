@@ -902,7 +902,12 @@ class _Handler(BaseHTTPRequestHandler):
             return 200, body, JSON_GRAPH, extra
         except _GraphError as err:
             extra.update(err.headers)
-            return err.status, sim.graph_error_body(err.status, err.code, err.message, client_request_id), JSON_GRAPH, extra
+            return (
+                err.status,
+                sim.graph_error_body(err.status, err.code, err.message, client_request_id),
+                JSON_GRAPH,
+                extra,
+            )
 
     @staticmethod
     def _basic_auth(headers: Dict[str, str]) -> Optional[Tuple[str, str]]:

@@ -1,0 +1,164 @@
+"""Advanced hunting throughput through the BUILT defender_hunting input (not a test).
+
+One first run of a ``DeviceProcessEvents`` input over a 10-hour window (``lookback PT10H``) that the
+Graph simulator (its own process, no added latency) fills with N rows (default 100,000: the
+simulator's density is N/10 rows an hour), with the splunkd stand-in for configuration and the
+checkpoint. Reports rows/s end to end through the input's XML output (the input process's own
+life), the runHuntingQuery calls and token requests used, the windows and splits, and the input
+process's peak RSS. A window at Graph's 100,000-row cap is ambiguous (the answer may be
+truncated), so a window holding 100,000 rows or more costs a split; try --rows 120000.
+
+Usage: python tools/bench_hunting.py --addon output/TA-defender-lineage [--python PY] [--rows N ...]
+Prints a Markdown table on stdout (one line per N), nothing else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Dict, List
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+HOURS = 10
+
+
+def _python39() -> str:
+    out = subprocess.run([str(ROOT / "tools" / "find_python.sh"), "3.9"], capture_output=True, text=True, check=False)
+    return out.stdout.strip() or sys.executable
+
+
+def one_run(addon: Path, python: str, rows: int) -> Dict[str, object]:
+    from tests.harness.pipeline import install_app, run_input, seed_account
+    from tests.harness.splunkd_standin import SplunkdStandin
+
+    try:
+        from tools.bench import PeakRss
+    except ImportError:  # pragma: no cover - the bench's RSS probe is optional here
+        PeakRss = None  # type: ignore[assignment,misc]
+
+    density = max(1, rows // HOURS)
+    sim_proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.harness.graph_sim",
+            "--seed",
+            "7",
+            "--lifetime",
+            "900",
+            "--hunting-density",
+            f"DeviceProcessEvents={density}",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert sim_proc.stdout is not None
+        sim = SimpleNamespace(**json.loads(sim_proc.stdout.readline()))
+        with tempfile.TemporaryDirectory(prefix="tadl-bench-hunting-") as tmp:
+            work = Path(tmp)
+            with SplunkdStandin(work / "sd", max_lifetime=900.0) as sd:
+                install_app(sd, addon)
+                seed_account(sd, sim, "bench")  # type: ignore[arg-type]
+                probe = PeakRss("defender_hunting.py") if PeakRss is not None else None
+                if probe is not None:
+                    probe.__enter__()
+                try:
+                    result = run_input(
+                        sd,
+                        work,
+                        "defender_hunting",
+                        "bench",
+                        {
+                            "account": "bench",
+                            "query": "DeviceProcessEvents",
+                            "lookback": f"PT{HOURS}H",
+                            "interval": "3600",
+                        },
+                        python,
+                        addon=addon,
+                        timeout=900.0,
+                        # Budgets off: measure the machinery (the hunting budget allows 30 calls a minute).
+                        env={
+                            "TA_DEFENDER_LINEAGE_REQUESTS_PER_MINUTE": "0",
+                            "TA_DEFENDER_LINEAGE_HUNTING_PER_MINUTE": "0",
+                        },
+                    )
+                finally:
+                    if probe is not None:
+                        probe.__exit__(None, None, None)
+                log_dir = work / "splunk_home" / "var" / "log" / "splunk"
+                summary = {}
+                for f in log_dir.glob("ta_defender_lineage_*.log"):
+                    for line in f.read_text().splitlines():
+                        if "run_summary" in line:
+                            summary = dict(re.findall(r"(\w+)=(\S+)", line.split("run_summary", 1)[1]))
+        sim_proc.send_signal(signal.SIGTERM)
+        served = json.loads(sim_proc.stdout.readline())
+    finally:
+        if sim_proc.poll() is None:
+            sim_proc.kill()
+        sim_proc.wait(timeout=30)
+    if result.returncode != 0 or summary.get("status") != "ok":
+        raise SystemExit(f"hunting bench {rows}: rc={result.returncode} {summary}\n{result.stderr[-2000:]}")
+    seconds = float(getattr(result, "seconds", 0.0) or summary.get("run_seconds") or 0.0)
+    events = len(result.events)
+    return {
+        "rows": events,
+        "seconds": round(seconds, 2),
+        "rows_per_s": round(events / seconds) if seconds else 0,
+        "hunting_calls": served.get("hunting", 0),
+        "tokens": served["tokens"],
+        "windows": int(summary.get("windows", 0)),
+        "splits": int(summary.get("splits", 0)),
+        "peak_rss_mb": round(probe.peak_kb / 1024, 1) if probe is not None else None,
+    }
+
+
+def table(results: List[Dict[str, object]]) -> str:
+    lines = [
+        "| rows in the window | events written | seconds | rows/s | runHuntingQuery calls | tokens | windows (splits) "
+        "| input peak RSS |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        rss = f"{r['peak_rss_mb']} MB" if r["peak_rss_mb"] is not None else "n/a"
+        lines.append(
+            f"| {r['target']:,} | {r['rows']:,} | {r['seconds']} | {r['rows_per_s']:,} | {r['hunting_calls']} | "
+            f"{r['tokens']} | {r['windows']} ({r['splits']}) | {rss} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--addon", type=Path, default=ROOT / "output" / "TA-defender-lineage")
+    parser.add_argument("--python", default=None, help="interpreter that runs the add-on (default: Python 3.9)")
+    parser.add_argument("--rows", type=int, action="append", help="rows in the window (repeatable; default 100000)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object per run instead of the table")
+    args = parser.parse_args()
+    python = args.python or _python39()
+    results = []
+    for rows in args.rows or [100_000]:
+        result = one_run(args.addon, python, rows)
+        result["target"] = rows
+        results.append(result)
+        if args.json:
+            print(json.dumps(result))
+    if not args.json:
+        print(table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
