@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Optional, Set, Tuple
 
 Doc = Dict[str, Any]
 
@@ -42,6 +42,20 @@ def _get_path(doc: Any, path: str) -> Any:
         else:
             return _MISSING
     return current
+
+
+_SETS: Dict[int, Tuple[List[Any], Optional[FrozenSet[str]]]] = {}
+
+
+def _string_set(target: List[Any]) -> Optional[FrozenSet[str]]:
+    """``target`` as a set when it holds only strings; cached for the query being evaluated."""
+    cached = _SETS.get(id(target))
+    if cached is None or cached[0] is not target:
+        strings = frozenset(target) if all(isinstance(t, str) for t in target) else None
+        if len(_SETS) > 64:
+            _SETS.clear()
+        cached = _SETS[id(target)] = (target, strings)
+    return cached[1]
 
 
 def _type_rank(value: Any) -> int:
@@ -125,7 +139,11 @@ def _match_operators(value: Any, spec: Doc) -> bool:
         elif op in ("$in", "$nin"):
             if not isinstance(target, list):
                 raise QueryError(f"{op} needs an array")
-            found = any(_eq(value, t) for t in target)
+            strings = _string_set(target)
+            if isinstance(value, str) and strings is not None:
+                found = value in strings  # the loop's answer, without a compare per value per doc
+            else:
+                found = any(_eq(value, t) for t in target)
             ok = found if op == "$in" else not found
         elif op == "$exists":
             ok = (value is not _MISSING) == bool(target)

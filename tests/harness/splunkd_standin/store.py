@@ -230,10 +230,12 @@ class Store:
             return
         with self._lock:
             self._conn.execute(
-                f"CREATE INDEX IF NOT EXISTS kv_by_{field} ON kv_records (app, collection, json_extract(data, '$.{field}'))"
+                f"CREATE INDEX IF NOT EXISTS kv_by_{field} "
+                f"ON kv_records (app, collection, json_extract(data, '$.{field}'))"
             )
             self._conn.execute(
-                f"CREATE INDEX IF NOT EXISTS kv_type_{field} ON kv_records (app, collection, json_type(data, '$.{field}'))"
+                f"CREATE INDEX IF NOT EXISTS kv_type_{field} "
+                f"ON kv_records (app, collection, json_type(data, '$.{field}'))"
             )
             self._indexed.add(field)
 
