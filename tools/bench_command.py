@@ -108,7 +108,7 @@ def default_python() -> str:
     found = subprocess.run(
         [str(ROOT / "tools" / "find_python.sh"), "3.9"], capture_output=True, text=True, check=False
     ).stdout.strip()
-    return os.environ.get("PY39") or found or "/root/.pyenv/versions/3.9.18/bin/python3.9"
+    return os.environ.get("PY39") or found or sys.executable
 
 
 def make_alerts(count: int) -> List[Dict[str, Any]]:

@@ -14,16 +14,13 @@ import pytest
 from defender_lineage_core.incident_store import INCIDENT_OUTPUT_FIELDS
 from defender_lineage_core.lineage import OUTPUT_FIELDS
 from tests.harness.scp_driver import CommandResult, run_command
+from tests.integration.conftest import INTERPRETERS
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 ADDON = REPO / "output" / "TA-defender-lineage"
 SAMPLES = REPO.parent / "shared/reference/samples"
-INTERPRETERS = {
-    "py39": os.environ.get("PY39") or "/root/.pyenv/versions/3.9.18/bin/python3.9",
-    "py313": os.environ.get("PY313") or "/root/.pyenv/versions/3.13.0/bin/python3.13",
-}
 TENANT = "4a1f0c2e-9b7d-4c3a-8e55-2f6d1b0a9c31"
 
 

@@ -27,9 +27,7 @@ from tests.harness.searchtime import (
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT = ROOT / "package" / "default"
-SAMPLES = Path("/work/shared/reference/samples")
-if not SAMPLES.exists():
-    SAMPLES = ROOT.parent / "shared" / "reference" / "samples"
+SAMPLES = ROOT.parent / "shared" / "reference" / "samples"  # shared/ sits beside the clone
 ALERT = "ms:defender:graph:alert"
 INCIDENT = "ms:defender:graph:incident"
 

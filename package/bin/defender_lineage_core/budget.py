@@ -135,16 +135,22 @@ def reset_registry() -> None:
         _REGISTRY.clear()
 
 
-def budget_per_minute(environ: Mapping[str, str]) -> Optional[float]:
-    """The app-and-tenant budget: 150, or the diagnostic override; None when turned off."""
-    text = (environ.get(BUDGET_ENV) or "").strip()
+def per_minute_from_environment(environ: Mapping[str, str], name: str, default: float) -> Optional[float]:
+    """A budget in requests a minute: ``default``, or the diagnostic override ``name``; None when
+    the override turns it off (0 or less). An unreadable override keeps the default."""
+    text = (environ.get(name) or "").strip()
     if not text:
-        return GRAPH_SECURITY_REQUESTS_PER_MINUTE
+        return default
     try:
         value = float(text)
     except ValueError:
-        return GRAPH_SECURITY_REQUESTS_PER_MINUTE
+        return default
     return None if value <= 0 else value
+
+
+def budget_per_minute(environ: Mapping[str, str]) -> Optional[float]:
+    """The app-and-tenant budget: 150, or the diagnostic override; None when turned off."""
+    return per_minute_from_environment(environ, BUDGET_ENV, GRAPH_SECURITY_REQUESTS_PER_MINUTE)
 
 
 def count_sharing_inputs(

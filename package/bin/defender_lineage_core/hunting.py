@@ -53,7 +53,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
-from .budget import DeadlineReached, RequestBudget
+from .budget import DeadlineReached, RequestBudget, per_minute_from_environment
 from .errors import GraphError, MalformedResponse, graph_error
 from .graph_client import GraphClient
 from .timestamps import TICKS_PER_SECOND, format_instant, parse_instant
@@ -130,14 +130,7 @@ def check_query(query: Optional[str]) -> str:
 
 def hunting_per_minute(environ: Mapping[str, str]) -> Optional[float]:
     """The per-tenant hunting budget: 30 calls a minute, or the diagnostic override; None when off."""
-    text = (environ.get(HUNTING_BUDGET_ENV) or "").strip()
-    if not text:
-        return HUNTING_CALLS_PER_MINUTE
-    try:
-        value = float(text)
-    except ValueError:
-        return HUNTING_CALLS_PER_MINUTE
-    return None if value <= 0 else value
+    return per_minute_from_environment(environ, HUNTING_BUDGET_ENV, HUNTING_CALLS_PER_MINUTE)
 
 
 def count_hunting_inputs(
