@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -22,8 +23,10 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Dict, Iterator, List
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -67,32 +70,41 @@ class PeakRss:
                 self.peak_kb = max(self.peak_kb, hwm)
 
 
-def backfill_once(addon: Path, python: str, n: int) -> dict:
-    """One backfill. The simulator runs in a process of its own, so the input's throughput is not
-    held back by the simulator sharing a GIL with the harness that parses the event stream."""
-    from tests.harness.pipeline import install_app, run_input, seed_account
-    from tests.harness.splunkd_standin import SplunkdStandin
+@dataclass
+class SimulatorProcess:
+    info: SimpleNamespace  # base_url, tenant_id, client_id, client_secret: what seed_account needs
+    served: Dict[str, int] = field(default_factory=dict)  # requests and tokens, filled when it stops
 
-    sim_proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tests.harness.graph_sim",
-            "--seed",
-            "11",
-            "--bulk",
-            str(n),
-            "--single-version",
-            "--lifetime",
-            "900",
-        ],
+
+@contextlib.contextmanager
+def simulator_process(args: List[str]) -> Iterator[SimulatorProcess]:
+    """The Graph simulator in a process of its own, so a measured input is not held back by the
+    simulator sharing a GIL with the harness that parses the event stream."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.harness.graph_sim", "--lifetime", "900", *args],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,
     )
     try:
-        assert sim_proc.stdout is not None
-        sim = SimpleNamespace(**json.loads(sim_proc.stdout.readline()))
+        assert proc.stdout is not None
+        handle = SimulatorProcess(SimpleNamespace(**json.loads(proc.stdout.readline())))
+        yield handle
+        proc.send_signal(signal.SIGTERM)
+        handle.served.update(json.loads(proc.stdout.readline()))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=30)
+
+
+def backfill_once(addon: Path, python: str, n: int) -> dict:
+    """One backfill of `n` alert versions through the built input."""
+    from tests.harness.pipeline import install_app, run_input, seed_account
+    from tests.harness.splunkd_standin import SplunkdStandin
+
+    with simulator_process(["--seed", "11", "--bulk", str(n), "--single-version"]) as simulator:
+        sim = simulator.info
         with tempfile.TemporaryDirectory(prefix="tadl-bench-") as tmp:
             work = Path(tmp)
             with SplunkdStandin(work / "sd", max_lifetime=900.0) as sd:
@@ -114,11 +126,7 @@ def backfill_once(addon: Path, python: str, n: int) -> dict:
                         env={"TA_DEFENDER_LINEAGE_REQUESTS_PER_MINUTE": "0"},
                     )
                 harness_seconds = time.perf_counter() - started
-        sim_proc.send_signal(signal.SIGTERM)
-        served = json.loads(sim_proc.stdout.readline())
-    finally:
-        sim_proc.kill() if sim_proc.poll() is None else None
-        sim_proc.wait(timeout=30)
+    served = simulator.served
     if result.returncode != 0 or len(result.events) != n:
         raise SystemExit(f"backfill {n}: rc={result.returncode} events={len(result.events)}\n{result.stderr[-2000:]}")
     return {

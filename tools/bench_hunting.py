@@ -17,12 +17,10 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import signal
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Dict, List
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,43 +35,18 @@ def _python39() -> str:
 
 
 def one_run(addon: Path, python: str, rows: int) -> Dict[str, object]:
-    from tests.harness.pipeline import install_app, run_input, seed_account
+    from tests.harness.pipeline import install_app, log_lines, run_input, seed_account
     from tests.harness.splunkd_standin import SplunkdStandin
-
-    try:
-        from tools.bench import PeakRss
-    except ImportError:  # pragma: no cover - the bench's RSS probe is optional here
-        PeakRss = None  # type: ignore[assignment,misc]
+    from tools.bench import PeakRss, simulator_process
 
     density = max(1, rows // HOURS)
-    sim_proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tests.harness.graph_sim",
-            "--seed",
-            "7",
-            "--lifetime",
-            "900",
-            "--hunting-density",
-            f"DeviceProcessEvents={density}",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert sim_proc.stdout is not None
-        sim = SimpleNamespace(**json.loads(sim_proc.stdout.readline()))
+    with simulator_process(["--seed", "7", "--hunting-density", f"DeviceProcessEvents={density}"]) as simulator:
         with tempfile.TemporaryDirectory(prefix="tadl-bench-hunting-") as tmp:
             work = Path(tmp)
             with SplunkdStandin(work / "sd", max_lifetime=900.0) as sd:
                 install_app(sd, addon)
-                seed_account(sd, sim, "bench")  # type: ignore[arg-type]
-                probe = PeakRss("defender_hunting.py") if PeakRss is not None else None
-                if probe is not None:
-                    probe.__enter__()
-                try:
+                seed_account(sd, simulator.info, "bench")  # type: ignore[arg-type]
+                with PeakRss("defender_hunting.py") as probe:
                     result = run_input(
                         sd,
                         work,
@@ -94,34 +67,23 @@ def one_run(addon: Path, python: str, rows: int) -> Dict[str, object]:
                             "TA_DEFENDER_LINEAGE_HUNTING_PER_MINUTE": "0",
                         },
                     )
-                finally:
-                    if probe is not None:
-                        probe.__exit__(None, None, None)
-                log_dir = work / "splunk_home" / "var" / "log" / "splunk"
-                summary = {}
-                for f in log_dir.glob("ta_defender_lineage_*.log"):
-                    for line in f.read_text().splitlines():
-                        if "run_summary" in line:
-                            summary = dict(re.findall(r"(\w+)=(\S+)", line.split("run_summary", 1)[1]))
-        sim_proc.send_signal(signal.SIGTERM)
-        served = json.loads(sim_proc.stdout.readline())
-    finally:
-        if sim_proc.poll() is None:
-            sim_proc.kill()
-        sim_proc.wait(timeout=30)
+                summary: Dict[str, str] = {}
+                for line in log_lines(work):
+                    if "run_summary" in line:
+                        summary = dict(re.findall(r"(\w+)=(\S+)", line.split("run_summary", 1)[1]))
+    served = simulator.served
     if result.returncode != 0 or summary.get("status") != "ok":
         raise SystemExit(f"hunting bench {rows}: rc={result.returncode} {summary}\n{result.stderr[-2000:]}")
-    seconds = float(getattr(result, "seconds", 0.0) or summary.get("run_seconds") or 0.0)
     events = len(result.events)
     return {
         "rows": events,
-        "seconds": round(seconds, 2),
-        "rows_per_s": round(events / seconds) if seconds else 0,
+        "seconds": round(result.seconds, 2),
+        "rows_per_s": round(events / result.seconds),
         "hunting_calls": served.get("hunting", 0),
         "tokens": served["tokens"],
         "windows": int(summary.get("windows", 0)),
         "splits": int(summary.get("splits", 0)),
-        "peak_rss_mb": round(probe.peak_kb / 1024, 1) if probe is not None else None,
+        "peak_rss_mb": round(probe.peak_kb / 1024, 1),
     }
 
 
@@ -132,7 +94,7 @@ def table(results: List[Dict[str, object]]) -> str:
         "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
-        rss = f"{r['peak_rss_mb']} MB" if r["peak_rss_mb"] is not None else "n/a"
+        rss = f"{r['peak_rss_mb']} MB"
         lines.append(
             f"| {r['target']:,} | {r['rows']:,} | {r['seconds']} | {r['rows_per_s']:,} | {r['hunting_calls']} | "
             f"{r['tokens']} | {r['windows']} ({r['splits']}) | {rss} |"

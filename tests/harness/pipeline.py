@@ -76,6 +76,12 @@ def run_input(
     return result
 
 
+def log_lines(workdir: Path) -> List[str]:
+    """Every line of the add-on's own log files written by runs under ``workdir``."""
+    log_dir = workdir / "splunk_home" / "var" / "log" / "splunk"
+    return [line for f in sorted(log_dir.glob("ta_defender_lineage_*.log")) for line in f.read_text().splitlines()]
+
+
 def events_to_records(events: Sequence[Event], addon: Path = ADDON) -> List[Record]:
     """Events as a search hands them to a streaming command: _raw, metadata and extracted fields."""
     props = load_props(addon / "default" / "props.conf")

@@ -19,7 +19,7 @@ import pytest
 from defender_lineage_core.timestamps import TICKS_PER_SECOND, format_instant, parse_instant
 from tests.harness.graph_sim import FaultContext, GraphSimulator, SyntheticTenant
 from tests.harness.modinput_runner import ModinputResult
-from tests.harness.pipeline import run_input, seed_account
+from tests.harness.pipeline import log_lines, run_input, seed_account
 from tests.harness.splunkd_standin import SplunkdStandin
 from tests.integration.conftest import INTERPRETERS
 
@@ -76,11 +76,6 @@ def written(*results: ModinputResult) -> Counter:
             item = json.loads(event.data)
             out[(item["id"], item["lastUpdateDateTime"])] += 1
     return out
-
-
-def log_lines(workdir: Path) -> List[str]:
-    log_dir = workdir / "splunk_home" / "var" / "log" / "splunk"
-    return [line for f in sorted(log_dir.glob("ta_defender_lineage_*.log")) for line in f.read_text().splitlines()]
 
 
 def summaries(workdir: Path) -> List[Dict[str, str]]:

@@ -24,7 +24,7 @@ from defender_lineage_core.timestamps import TICKS_PER_SECOND, format_instant, n
 from tests.harness.graph_sim import GraphSimulator, SyntheticTenant
 from tests.harness.graph_sim.hunting import HuntingSettings, HuntingTables
 from tests.harness.modinput_runner import ModinputResult
-from tests.harness.pipeline import events_to_records, run_input, seed_account
+from tests.harness.pipeline import events_to_records, log_lines, run_input, seed_account
 from tests.harness.scp_driver import run_command
 from tests.harness.splunkd_standin import SplunkdStandin
 from tests.integration.conftest import INTERPRETERS
@@ -75,11 +75,6 @@ def run(
 
 def rows(*results: ModinputResult) -> List[Dict[str, object]]:
     return [json.loads(e.data) for r in results for e in r.events]
-
-
-def log_lines(workdir: Path) -> List[str]:
-    log_dir = workdir / "splunk_home" / "var" / "log" / "splunk"
-    return [line for f in sorted(log_dir.glob("ta_defender_lineage_*.log")) for line in f.read_text().splitlines()]
 
 
 def summaries(workdir: Path) -> List[Dict[str, str]]:

@@ -9,14 +9,14 @@ import json
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
-from typing import Dict, Iterable, List, Tuple
+from typing import Dict, Iterable, Tuple
 
 import pytest
 
 from defender_lineage_core.timestamps import epoch_seconds, parse_instant
 from tests.harness.graph_sim import GraphSimulator
 from tests.harness.modinput_runner import run_scheme, run_validate
-from tests.harness.pipeline import events_to_records, run_input, seed_account
+from tests.harness.pipeline import events_to_records, log_lines, run_input, seed_account
 from tests.harness.scp_driver import run_command
 from tests.harness.splunkd_standin import SplunkdStandin
 from tests.integration.conftest import scan_for_secrets
@@ -37,11 +37,6 @@ def latest_visible(versions: Iterable[Tuple[str, str, Dict]], clock: int) -> Dic
 
 def written(events) -> Counter:
     return Counter((json.loads(e.data)["id"], json.loads(e.data)["lastUpdateDateTime"]) for e in events)
-
-
-def log_lines(workdir: Path) -> List[str]:
-    log_dir = workdir / "splunk_home" / "var" / "log" / "splunk"
-    return [line for f in sorted(log_dir.glob("ta_defender_lineage_*.log")) for line in f.read_text().splitlines()]
 
 
 @pytest.mark.parametrize("input_type", sorted(RESOURCES))

@@ -33,6 +33,8 @@ from typing import Dict, List, Optional, Set, Tuple
 
 import pytest
 
+from defender_lineage_core.incident_store import INCIDENT_OUTPUT_FIELDS
+from defender_lineage_core.lineage import OUTPUT_FIELDS
 from tests.harness.graph_sim.tenant import SyntheticTenant
 from tests.harness.searchtime import EvalSyntaxError, extract, load_props, parse_expression, referenced_fields
 
@@ -181,27 +183,8 @@ STATS_FUNCTIONS = {
     "mode",
 }
 INTERNAL = {"_time", "_raw", "source", "sourcetype", "index", "host", "splunk_server", "linecount", "eventtype", "tag"}
-DEFENDERLINEAGE = {
-    "lineage_layer",
-    "lineage_depth",
-    "lineage_path",
-    "detection_source",
-    "detection_source_label",
-    "service_source",
-    "service_source_label",
-    "tenant_id",
-    "alert_id",
-    "incident_id",
-    "incident_id_original",
-    "incident_title",
-    "incident_severity",
-    "incident_status",
-    "incident_alert_count",
-    "incident_service_sources",
-    "incident_detection_sources",
-    "incident_cross_product",
-    "lineage_warning",
-}
+# What defenderlineage adds: the core's own lists, so the checker follows the contract as it changes.
+DEFENDERLINEAGE = set(OUTPUT_FIELDS) | set(INCIDENT_OUTPUT_FIELDS)
 
 
 def log_fields() -> Set[str]:
