@@ -98,6 +98,41 @@ def simulator_process(args: List[str]) -> Iterator[SimulatorProcess]:
         proc.wait(timeout=30)
 
 
+@dataclass
+class StandinProcess:
+    info: SimpleNamespace  # uri, session_key, app, state_dir: what the modular input runner needs
+    served: Dict[str, object] = field(default_factory=dict)  # calls, unknown, errors, filled when it stops
+
+
+@contextlib.contextmanager
+def standin_process(state_dir: Path, app: str = "TA-defender-lineage") -> Iterator[StandinProcess]:
+    """The splunkd stand-in answering from a process of its own, over state set up beforehand in
+    ``state_dir`` (``SplunkdStandin(state_dir)`` in this process). The process that reads an
+    input's event stream then does not share a GIL with the one answering its KV store writes;
+    splunkd does both without one."""
+    import secrets
+
+    session_key = secrets.token_urlsafe(32)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.harness.splunkd_standin", "--state-dir", str(state_dir), "--app", app],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "SPLUNKD_STANDIN_SESSION_KEY": session_key},
+    )
+    try:
+        assert proc.stdout is not None
+        uri = json.loads(proc.stdout.readline())["uri"]
+        handle = StandinProcess(SimpleNamespace(uri=uri, session_key=session_key, app=app, state_dir=state_dir))
+        yield handle
+        proc.send_signal(signal.SIGTERM)
+        handle.served.update(json.loads(proc.stdout.readline()))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=30)
+
+
 def backfill_once(addon: Path, python: str, n: int) -> dict:
     """One backfill of `n` alert versions through the built input."""
     from tests.harness.pipeline import install_app, run_input, seed_account
@@ -107,13 +142,16 @@ def backfill_once(addon: Path, python: str, n: int) -> dict:
         sim = simulator.info
         with tempfile.TemporaryDirectory(prefix="tadl-bench-") as tmp:
             work = Path(tmp)
-            with SplunkdStandin(work / "sd", max_lifetime=900.0) as sd:
-                install_app(sd, addon)
-                seed_account(sd, sim, "bench")  # type: ignore[arg-type]
+            setup = SplunkdStandin(work / "sd")
+            install_app(setup, addon)
+            seed_account(setup, sim, "bench")  # type: ignore[arg-type]
+            setup.close()
+            with standin_process(work / "sd") as standin:
+                sd = standin.info
                 started = time.perf_counter()
                 with PeakRss("defender_alerts.py") as rss:
                     result = run_input(
-                        sd,
+                        sd,  # type: ignore[arg-type]
                         work,
                         "defender_alerts",
                         "bench",
@@ -129,6 +167,8 @@ def backfill_once(addon: Path, python: str, n: int) -> dict:
     served = simulator.served
     if result.returncode != 0 or len(result.events) != n:
         raise SystemExit(f"backfill {n}: rc={result.returncode} events={len(result.events)}\n{result.stderr[-2000:]}")
+    if standin.served.get("unknown") or standin.served.get("errors"):
+        raise SystemExit(f"backfill {n}: the splunkd stand-in saw {standin.served}")
     return {
         "versions": n,
         "events": len(result.events),

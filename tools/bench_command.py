@@ -46,6 +46,7 @@ from defender_lineage_core.incident_store import (  # noqa: E402
     docs_from_incident,
 )
 from defender_lineage_core.lineage import OUTPUT_FIELDS  # noqa: E402
+from tests.harness.pycache import bytecode_env  # noqa: E402
 from tests.harness.scp_driver import csv_to_records, encode_chunk, getinfo_metadata, read_chunk, records_to_csv  # noqa: E402
 from tests.harness.searchtime import extract, load_props  # noqa: E402
 from tests.harness.splunkd_standin import SplunkdStandin  # noqa: E402
@@ -204,7 +205,7 @@ class Run:
         bin_dir = self.addon / "bin"
         with tempfile.TemporaryDirectory(prefix="bench_run_") as home:
             os.makedirs(os.path.join(home, "dispatch"))
-            env = dict(os.environ, SPLUNK_HOME=home, PYTHONDONTWRITEBYTECODE="1", **self.env)
+            env = dict(os.environ, SPLUNK_HOME=home, **bytecode_env(), **self.env)
             with open(os.path.join(home, "stderr"), "w+b") as stderr:
                 started = time.perf_counter()
                 proc = subprocess.Popen(

@@ -99,8 +99,9 @@ class IncidentStoreClient:
 
     def save(self, docs: Iterable[Mapping[str, Any]]) -> int:
         """Upsert documents by ``_key`` (``batch_save``, at most 1000 per request); the number saved."""
-        pending = [dict(doc) for doc in docs]
+        pending = [doc if isinstance(doc, dict) else dict(doc) for doc in docs]
         for start in range(0, len(pending), BATCH_SAVE_LIMIT):
             batch = pending[start : start + BATCH_SAVE_LIMIT]
-            self._call("POST", "/batch_save", body=json.dumps(batch))  # ASCII: http.client sends str bodies as latin-1
+            # ASCII (ensure_ascii): http.client sends str bodies as latin-1.
+            self._call("POST", "/batch_save", body=json.dumps(batch, separators=(",", ":")))
         return len(pending)

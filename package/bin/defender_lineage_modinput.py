@@ -21,13 +21,15 @@ from solnlib import conf_manager, log
 from solnlib.modular_input import checkpointer
 from splunklib import modularinput as smi
 
+from defender_lineage_core import gc_tuning
 from defender_lineage_core import settings as cfg
 from defender_lineage_core.account_check import credential_for
 from defender_lineage_core.budget import budget_per_minute, count_sharing_inputs, input_share, shared_budget
 from defender_lineage_core.collector import Collection, CursorState, ResourceSpec, RunStats, Version
 from defender_lineage_core.errors import ConfigError, DefenderLineageError
 from defender_lineage_core.graph_client import GraphClient, timeout_from_environment
-from defender_lineage_core.incident_store import docs_from_items
+from defender_lineage_core.incident_store import Doc, docs_from_items
+from defender_lineage_core.page_commits import PageCommitter
 from defender_lineage_core.timestamps import TICKS_PER_SECOND, now_ticks
 
 APP = "TA-defender-lineage"
@@ -127,6 +129,7 @@ def stream_events(
     inputs: smi.InputDefinition, event_writer: smi.EventWriter, input_type: str, spec: ResourceSpec
 ) -> None:
     logger = logger_for(input_type)
+    gc_tuning.tune_for_bulk_parsing()  # the process is this input's alone: see gc_tuning.py
     for stanza, params in inputs.inputs.items():
         name = stanza.split("://", 1)[-1]
         try:
@@ -182,24 +185,27 @@ def run_one(
     index = str(params.get("index") or "default")
     sink = EventSink(event_writer, index, spec.sourcetype, source_for(account.tenant_id, spec.name))
 
-    def save(current: CursorState) -> None:
-        store.update(key, current.to_json())
-
     pages_logged = [0]
 
     # The incident store feeds defenderlineage's enrichment on this Splunk instance; deployments
     # whose inputs run elsewhere rebuild it with the shipped saved search instead.
     incident_store = IncidentStoreClient(metadata["session_key"], metadata["server_uri"])
 
-    def emit(batch: List[Version]) -> None:
-        sink(batch)
+    def save_docs(docs: List[Doc]) -> None:
         try:
-            incident_store.save(docs_from_items(spec.name, [v.item for v in batch], account.tenant_id))
+            incident_store.save(docs)
         except IncidentStoreError as exc:
-            # The events are written; raising now would write them again on the next run.
+            # The events are written (or will be); failing the run would write them again next time.
             logger.warning('incident_store_save_failed input=%s error="%s"', full_name, exc)
+
+    def emit(batch: List[Version]) -> None:
+        docs = docs_from_items(spec.name, [v.item for v in batch], account.tenant_id)
+        committer.page(sink.render(batch), docs)
         pages_logged[0] += 1
         log.events_ingested(logger, full_name, spec.sourcetype, len(batch), index, account=account.name)
+
+    def save(current: CursorState) -> None:
+        committer.cursor(current.to_json())
 
     collection = Collection(
         client,
@@ -213,9 +219,19 @@ def run_one(
         logger=logger,
     )
     stats: Optional[RunStats] = None
+    # Each page's documents and cursor are saved on worker threads while the next page is prepared;
+    # defender_lineage_core/page_commits.py says why no guarantee is lost.
+    committer: PageCommitter[List[Doc]] = PageCommitter(sink.write, save_docs, lambda cursor: store.update(key, cursor))
     try:
-        stats = collection.run()
+        with committer:
+            stats = collection.run()
     finally:
+        failure = committer.unreported_failure
+        if failure is not None:
+            stats = None
+            logger.error(
+                'checkpoint_save_failed input=%s error_type=%s message="%s"', full_name, type(failure).__name__, failure
+            )
         _log_summary(logger, full_name, account, spec, collection.stats, client, started, ok=stats is not None)
     log.modular_input_end(logger, full_name)
     return stats

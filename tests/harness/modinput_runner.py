@@ -17,6 +17,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple, cast
 
+from tests.harness.pycache import bytecode_env
 from tests.harness.splunkd_standin.server import parse_conf_file
 
 if TYPE_CHECKING:
@@ -199,8 +200,8 @@ def _environment(
             "SPLUNK_DB": str(splunk_home / "var" / "lib" / "splunk"),
             "SPLUNK_SERVER_NAME": SERVER_HOST,
             "PYTHONPATH": str(SPLUNK_STUB_DIR),
-            # the built add-on is packaged from output/: keep __pycache__ out of it
-            "PYTHONDONTWRITEBYTECODE": "1",
+            # warm starts as under splunkd, with output/ (which is packaged) kept free of __pycache__
+            **bytecode_env(),
         }
     )
     if standin is not None:

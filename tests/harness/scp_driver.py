@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import IO, Any, Dict, List, Optional, Sequence, Tuple, Union
 from urllib.parse import quote
 
+from tests.harness.pycache import bytecode_env
+
 Value = Union[str, List[str]]
 Record = Dict[str, Value]
 Chunk = Tuple[Dict[str, Any], bytes]
@@ -249,7 +251,7 @@ def run_command(
     with tempfile.TemporaryDirectory(prefix="scp_driver_") as home:
         dispatch_dir = os.path.join(home, "dispatch")
         os.makedirs(dispatch_dir)
-        env = dict(os.environ, SPLUNK_HOME=home, PYTHONDONTWRITEBYTECODE="1")
+        env = dict(os.environ, SPLUNK_HOME=home, **bytecode_env())
         with open(os.path.join(home, "stderr"), "w+b") as stderr:
             proc = subprocess.Popen(
                 [python, str(bin_dir / script)],

@@ -58,3 +58,37 @@ def test_graphs_own_text_is_kept_when_it_is_one_line():
     assert event_text({"id": "a", "t": "é"}, own) == own
     pretty = '{\n  "id": "a"\n}'
     assert event_text({"id": "a"}, pretty) == '{"id":"a"}'
+
+
+def _sink_stream(batch: list) -> str:
+    out = io.StringIO()
+    sink = EventSink(
+        smi.EventWriter(output=out), "defender", "ms:defender:graph:alert", "ms_graph://t/security/alerts_v2"
+    )
+    sink(batch)
+    return out.getvalue()
+
+
+def _splunklib_page(batch: list) -> str:
+    out = io.StringIO()
+    writer = smi.EventWriter(output=out)
+    for version in batch:
+        writer.write_event(
+            smi.Event(
+                data=event_text(version.item, version.text),
+                time=version.ticks / 10_000_000,
+                index="defender",
+                sourcetype="ms:defender:graph:alert",
+                source="ms_graph://t/security/alerts_v2",
+            )
+        )
+    return out.getvalue()
+
+
+def test_a_page_is_escaped_as_splunklib_escapes_each_event():
+    # Events with and without characters to escape, Graph's own text and re-serialised objects.
+    batch = [Version(item, 17636304269875000 + n, None) for n, item in enumerate(ITEMS * 3)]
+    batch.append(Version({"id": "own"}, 17636304269875999, '{"id":"own","x":"<&>"}'))
+    for n, lone in enumerate("&<>"):  # each character to escape on its own
+        batch.append(Version({"id": lone}, 17636304269876000 + n, f'{{"id":"{lone}","x":"a {lone} b"}}'))
+    assert _sink_stream(batch) == _splunklib_page(batch)

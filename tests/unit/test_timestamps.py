@@ -1,4 +1,4 @@
-from hypothesis import given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from defender_lineage_core.timestamps import TICKS_PER_SECOND, format_instant, parse_instant
@@ -31,3 +31,69 @@ def test_rejects_non_timestamps():
 @given(st.integers(min_value=0, max_value=4_000_000_000 * TICKS_PER_SECOND))
 def test_round_trip(ticks):
     assert parse_instant(format_instant(ticks)) == ticks
+
+
+def _reference(text):
+    """The straightforward datetime-based reading parse_instant's fast path must agree with."""
+    import datetime as dt
+    import re
+
+    m = re.match(
+        r"^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?)?\s*(Z|z|[+-]\d{2}:?\d{2})?$",
+        text.strip(),
+    )
+    if not m:
+        return None
+    year, month, day, hour, minute, second, frac, zone = m.groups()
+    try:
+        moment = dt.datetime(
+            int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0), tzinfo=dt.timezone.utc
+        )
+    except ValueError:
+        return None
+    offset = 0
+    if zone and zone not in ("Z", "z"):
+        digits = zone[1:].replace(":", "")
+        offset = (-1 if zone[0] == "-" else 1) * (int(digits[:2]) * 3600 + int(digits[2:]) * 60)
+    whole = (moment - dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)) // dt.timedelta(seconds=1) - offset
+    return whole * TICKS_PER_SECOND + int((frac or "0")[:7].ljust(7, "0"))
+
+
+_digits = st.text(alphabet="0123456789", min_size=2, max_size=2)
+
+
+def _mostly_in(low, high):
+    """Two digits, in range about half of the time."""
+    return st.one_of(st.integers(low, high).map(lambda v: f"{v:02d}"), _digits)
+
+
+@settings(max_examples=500)
+@example("2026", "11", "20", ("T", "24", "00", "00"), None, "Z")
+@example("2026", "11", "20", ("T", "23", "60", "00"), None, "Z")
+@example("2026", "11", "20", ("T", "23", "59", "60"), None, "Z")
+@example("2025", "02", "29", None, None, "")
+@example("2024", "02", "29", ("T", "23", "59", "59"), "9999999", "-0530")
+@example("0000", "01", "01", None, None, "")
+@example("1969", "12", "31", ("T", "23", "59", "59"), "1", "+01:00")
+@given(
+    st.text(alphabet="0123456789", min_size=4, max_size=4),
+    _mostly_in(1, 12),
+    _mostly_in(1, 31),
+    st.one_of(
+        st.none(),
+        st.tuples(st.sampled_from("T "), _mostly_in(0, 23), _mostly_in(0, 59), st.one_of(st.none(), _mostly_in(0, 59))),
+    ),
+    st.one_of(st.none(), st.text(alphabet="0123456789", min_size=1, max_size=9)),
+    st.sampled_from(["", "Z", "z", "+01:00", "-0530", "+23:59", " Z", "  "]),
+)
+def test_agrees_with_the_calendar(year, month, day, clock, fraction, zone):
+    # Out-of-range months, days (Feb 30), hours, minutes and seconds included: both must refuse them alike.
+    text = f"{year}-{month}-{day}"
+    if clock is not None:
+        sep, hour, minute, second = clock
+        text += f"{sep}{hour}:{minute}"
+        if second is not None:
+            text += f":{second}" + (f".{fraction}" if fraction else "")
+    text += zone
+    assert parse_instant(text) == _reference(text)
+    assert parse_instant(f" {text} ") == _reference(text)

@@ -121,6 +121,8 @@ class Collection:
         self.stats = RunStats(spec.name)
         self._last_seen: Optional[int] = None
         self._since = self._first_since()  # the filter boundary of the listing being read
+        # The page whose instants were parsed last (by ``_follow``, for ``_take``), and those instants.
+        self._page_instants: Tuple[Optional[List[Dict[str, Any]]], List[Optional[int]]] = (None, [])
         self._tie_members: Dict[int, Set[str]] = {}
         self._tie_until: Dict[int, int] = {}
         self._open_tie: Optional[int] = None
@@ -191,7 +193,8 @@ class Collection:
         """
         if not page.next_link:
             return None
-        stamps = [t for t in (self._ticks_of(item) for item in page.items) if t is not None]
+        instants = self._instants(page.items)
+        stamps = [t for item, t in zip(page.items, instants) if t is not None and _has_id(item)]
         ascending = all(a <= b for a, b in zip(stamps, stamps[1:])) and (not stamps or stamps[0] >= self._since)
         if stamps and ascending and not self.stats.out_of_order and stamps[-1] > self._since:
             if self._open_tie is not None:
@@ -256,19 +259,24 @@ class Collection:
                 self._take(page.items, page.texts, recheck=True)
         self._unstable_ties.clear()
 
-    @staticmethod
-    def _ticks_of(item: Dict[str, Any]) -> Optional[int]:
-        key = item.get("id")
-        if not isinstance(key, str) or not key:
-            return None
-        return parse_instant(item.get("lastUpdateDateTime"))
+    def _instants(self, items: List[Dict[str, Any]]) -> List[Optional[int]]:
+        """Each item's lastUpdateDateTime in ticks, parsed once per page (``_follow``, then ``_take``)."""
+        cached_items, cached = self._page_instants
+        if cached_items is not items:
+            cached = [parse_instant(item.get("lastUpdateDateTime")) for item in items]
+            self._page_instants = (items, cached)
+        return cached
+
+    def _ticks_of(self, item: Dict[str, Any]) -> Optional[int]:
+        return parse_instant(item.get("lastUpdateDateTime")) if _has_id(item) else None
 
     def _take(self, items: List[Dict[str, Any]], texts: Optional[List[str]] = None, recheck: bool = False) -> None:
         batch: List[Version] = []
         written: List[Tuple[str, int]] = []
+        instants = self._instants(items)
         for position, item in enumerate(items):
             text = texts[position] if texts is not None else None
-            ticks = parse_instant(item.get("lastUpdateDateTime"))
+            ticks = instants[position]
             key = item.get("id")
             if ticks is None or not isinstance(key, str) or not key:
                 # Written (nothing is dropped) but never allowed to move or stall the cursor.
@@ -297,6 +305,7 @@ class Collection:
             self._last_seen = ticks if self._last_seen is None else max(self._last_seen, ticks)
             batch.append(Version(item, ticks, text))
             written.append((key, ticks))
+        self._page_instants = (None, [])
         if batch:
             self.emit(batch)
         self.stats.pages += 1
@@ -316,3 +325,8 @@ class Collection:
         self.state.cursor = newest
         floor = newest - self.overlap
         self.state.recent = {pair for pair in self.state.recent if pair[1] >= floor}
+
+
+def _has_id(item: Dict[str, Any]) -> bool:
+    key = item.get("id")
+    return isinstance(key, str) and bool(key)

@@ -171,6 +171,16 @@ class GraphClient:
 
         ``fail_fast``: statuses answered at once instead of retried (a query the caller can replace).
         """
+        return self._parse_page(self._fetch_page(url, resource, params, fail_fast), resource)
+
+    def _fetch_page(
+        self,
+        url: str,
+        resource: str,
+        params: Optional[Dict[str, str]] = None,
+        fail_fast: AbstractSet[int] = frozenset(),
+    ) -> requests.Response:
+        """The HTTP 200 answer for one page, body read; everything else raised as a GraphError."""
         self._check_link(url, resource)
         refreshed = False
         while True:
@@ -187,7 +197,7 @@ class GraphClient:
                 continue
             if response.status_code != 200:
                 raise graph_error(response.status_code, _json_or_none(response), resource)
-            return self._parse_page(response, resource)
+            return response
 
     def pages(
         self,
@@ -201,21 +211,23 @@ class GraphClient:
 
         The next page is fetched while the caller writes the current one (one request in flight,
         never more), so a backfill waits on Graph and on Splunk's pipe at the same time rather
-        than in turn. A caller that stops early costs at most that one prefetched page.
+        than in turn. Only the download runs on the prefetch thread: the page is parsed on the
+        caller's, so that two threads never compete for the interpreter over CPU work. A caller
+        that stops early costs at most that one prefetched page.
         """
         page = self.get_page(self.resource_url(resource), resource, params, fail_fast)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="graph-prefetch") as prefetch:
             while True:
                 following = follow(page)
                 upcoming = (
-                    prefetch.submit(self.get_page, following[0], resource, following[1], fail_fast)
+                    prefetch.submit(self._fetch_page, following[0], resource, following[1], fail_fast)
                     if following is not None
                     else None
                 )
                 yield page
                 if upcoming is None:
                     return
-                page = upcoming.result()
+                page = self._parse_page(upcoming.result(), resource)
 
     def _parse_page(self, response: requests.Response, resource: str) -> Page:
         try:

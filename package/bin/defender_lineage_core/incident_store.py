@@ -34,6 +34,7 @@ incident not fetched yet is there a follow-up request (bounded, rare), and a cyc
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
@@ -112,9 +113,12 @@ Fetcher = Callable[[Sequence[str], Sequence[str]], List[Doc]]
 
 
 def _text(value: Any) -> str:
-    if value is None or isinstance(value, (dict, list, tuple, bool)):
+    if type(value) is str:  # nearly always: skip the type checks below
+        text = value.strip()
+    elif value is None or isinstance(value, (dict, list, tuple, bool)):
         return ""
-    text = str(value).strip()
+    else:
+        text = str(value).strip()
     return "" if text == "null" else text
 
 
@@ -152,14 +156,23 @@ def store_query(incident_keys: Iterable[str], alert_keys: Iterable[str] = ()) ->
 # --- writer side ---------------------------------------------------------------------------------
 
 
+_BLANK_DOC: Doc = dict.fromkeys(DOC_FIELDS, "")
+
+
 def _blank() -> Doc:
-    return dict.fromkeys(DOC_FIELDS, "")
+    return dict(_BLANK_DOC)
 
 
 def canonical_sources(service_raw: Any, detection_raw: Any) -> Tuple[str, str]:
     """Canonical (service, detection), as ``defenderlineage`` computes them for an alert event."""
-    detection = taxonomy.canonical_detection(_text(detection_raw))
-    service = taxonomy.canonical_service(_text(service_raw))
+    return _canonical_sources(_text(service_raw), _text(detection_raw))
+
+
+@functools.lru_cache(maxsize=1024)
+def _canonical_sources(service_text: str, detection_text: str) -> Tuple[str, str]:
+    # A tenant's alerts carry a handful of (service, detection) pairs: resolve each pair once.
+    detection = taxonomy.canonical_detection(detection_text)
+    service = taxonomy.canonical_service(service_text)
     if service.via == "absent":
         service = taxonomy.inferred_service(detection.value if detection.known else None)
     return service.value, detection.value
@@ -167,22 +180,22 @@ def canonical_sources(service_raw: Any, detection_raw: Any) -> Tuple[str, str]:
 
 def docs_from_alert(item: Mapping[str, Any], tenant_id: str, origin: str = ORIGIN_ALERTS) -> List[Doc]:
     """The contribution document of one Graph ``alerts_v2`` alert ([] when it has no id or tenant)."""
-    if not isinstance(item, Mapping):
+    if not isinstance(item, dict) and not isinstance(item, Mapping):  # dict first: Mapping's check is slow
         return []
     tenant = (_text(tenant_id) or _text(item.get("tenantId"))).lower()
     alert_id = _text(item.get("id"))
-    akey = alert_key(tenant, alert_id)
-    if not akey:
+    if not tenant or not alert_id:
         return []
+    akey = f"{tenant}:{alert_id.lower()}"
     incident_id = _text(item.get("incidentId"))
     service, detection = canonical_sources(item.get("serviceSource"), item.get("detectionSource"))
-    doc = _blank()
+    doc = dict(_BLANK_DOC)
     doc.update(
-        _key=doc_key(ALERT, akey, origin),
+        _key=f"{ALERT}:{akey}:{origin}",
         doc_type=ALERT,
         origin=origin,
         tenant_id=tenant,
-        incident_key=incident_key(tenant, incident_id),
+        incident_key=f"{tenant}:{incident_id.lower()}" if incident_id else "",
         incident_id=incident_id,
         alert_key=akey,
         alert_id=alert_id,

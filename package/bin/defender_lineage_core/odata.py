@@ -13,6 +13,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 _DECODER = json.JSONDecoder()
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
+_BLANKS = frozenset(" \t\n\r")
 
 
 class PageFormatError(ValueError):
@@ -81,15 +82,23 @@ def _parse(text: str) -> Tuple[List[Dict[str, Any]], List[str], Optional[Any]]:
 
 
 def _read_array(text: str, index: int, items: List[Dict[str, Any]], texts: List[str]) -> int:
+    # The hot loop of a backfill: Graph writes compact JSON, so "," or "]" right after an item is
+    # tried before any whitespace is skipped.
     index = _skip(text, index + 1)
     if text[index : index + 1] == "]":
         return index + 1
+    scan = _DECODER.raw_decode
     while True:
-        item, end = _DECODER.raw_decode(text, index)
+        item, end = scan(text, index)
         if isinstance(item, dict):
             items.append(item)
             texts.append(text[index:end])
-        index = _skip(text, end)
-        if _expect(text, index, ",]") == "]":
-            return index + 1
-        index = _skip(text, index + 1)
+        char = text[end : end + 1]
+        if char != "," and char != "]":
+            end = _skip(text, end)
+            char = _expect(text, end, ",]")
+        if char == "]":
+            return end + 1
+        index = end + 1
+        if text[index : index + 1] in _BLANKS:
+            index = _skip(text, index)

@@ -8,11 +8,13 @@ which is exactly Graph's precision: no float rounding can merge or split two ver
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import re
 from typing import Optional
 
 TICKS_PER_SECOND = 10_000_000
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+_EPOCH_ORDINAL = _EPOCH.date().toordinal()
 _ISO = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?)?"
     r"\s*(Z|z|[+-]\d{2}:?\d{2})?$"
@@ -23,30 +25,31 @@ def parse_instant(text: object) -> Optional[int]:
     """Ticks for an ISO 8601 timestamp, or None when it is not one. A missing zone means UTC."""
     if not isinstance(text, str):
         return None
-    m = _ISO.match(text.strip())
+    m = _ISO.match(text) or _ISO.match(text.strip())
     if not m:
         return None
     year, month, day, hour, minute, second, frac, zone = m.groups()
-    try:
-        moment = _dt.datetime(
-            int(year),
-            int(month),
-            int(day),
-            int(hour or 0),
-            int(minute or 0),
-            int(second or 0),
-            tzinfo=_dt.timezone.utc,
-        )
-    except ValueError:
+    days = _days_since_epoch(year, month, day)
+    h, mi, s = int(hour or 0), int(minute or 0), int(second or 0)
+    if days is None or h > 23 or mi > 59 or s > 59:
         return None
     offset = 0
     if zone and zone not in ("Z", "z"):
         sign = -1 if zone[0] == "-" else 1
         digits = zone[1:].replace(":", "")
         offset = sign * (int(digits[:2]) * 3600 + int(digits[2:]) * 60)
-    whole = (moment - _EPOCH) // _dt.timedelta(seconds=1) - offset
-    fraction = int((frac or "0")[:7].ljust(7, "0"))
+    whole = days * 86400 + h * 3600 + mi * 60 + s - offset
+    fraction = int(frac[:7].ljust(7, "0")) if frac else 0
     return whole * TICKS_PER_SECOND + fraction
+
+
+@functools.lru_cache(maxsize=4096)
+def _days_since_epoch(year: str, month: str, day: str) -> Optional[int]:
+    # A backfill parses hundreds of thousands of instants over few days: the calendar check is cached.
+    try:
+        return _dt.date(int(year), int(month), int(day)).toordinal() - _EPOCH_ORDINAL
+    except ValueError:
+        return None
 
 
 def format_instant(ticks: int) -> str:

@@ -106,6 +106,13 @@ class SplunkdStandin:
         self._timer.start()
         return self
 
+    def close(self) -> None:
+        """Stop serving, or, for a stand-in only used to set up state for another process, release the file."""
+        if self._server is None:
+            self._store.close()
+        else:
+            self.stop()
+
     def stop(self) -> None:
         with self._lock:
             if self._stopped.is_set() or self._server is None:
@@ -127,6 +134,9 @@ class SplunkdStandin:
         tb: Optional[TracebackType],
     ) -> None:
         self.stop()
+
+    def wait_stopped(self, timeout: Optional[float] = None) -> bool:
+        return self._stopped.wait(timeout)
 
     @property
     def running(self) -> bool:
@@ -329,6 +339,9 @@ class SplunkdStandin:
 def _make_handler(standin: SplunkdStandin) -> Type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body go out in two writes: with Nagle's algorithm on, the body waits for the
+        # client's delayed ACK of the headers (~40 ms a request on Linux), which splunkd does not do.
+        disable_nagle_algorithm = True
         server_version = "Splunkd"
         sys_version = ""
 
