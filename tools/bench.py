@@ -1,7 +1,9 @@
 """`make bench`: throughput figures, measured side by side in one run (not a test).
 
 1. Backfill through the BUILT defender_alerts input: 10,000 and 100,000 alert versions from the
-   Graph simulator (no added latency), splunkd stand-in for configuration and the cursor. Reports
+   Graph simulator (no added latency), splunkd stand-in for configuration, the cursor and the
+   incident store, each in a process of its own (as Graph and splunkd are), after one untimed
+   1,000-version run (splunkd's Python keeps bytecode after an input's first run). Reports
    events/s end to end through the input's XML output, requests used (= pages + tokens) and the
    input process's peak RSS for both sizes (memory must not grow with the backfill).
 2. The search command (tools/bench_command.py): defenderlineage against a splunklib no-op and a
@@ -183,9 +185,12 @@ def backfill_once(addon: Path, python: str, n: int) -> dict:
     }
 
 
+WARM_UP = 1_000  # one untimed backfill first: the first run after a build compiles the add-on's bytecode
+
+
 def backfill_table(addon: Path, python: str) -> tuple[str, bool]:
     rows = []
-    for n in SIZES:
+    for n in (WARM_UP, *SIZES):
         out = subprocess.run(
             [sys.executable, __file__, "--addon", str(addon), "--python", python, "--one-backfill", str(n)],
             capture_output=True,
@@ -195,7 +200,8 @@ def backfill_table(addon: Path, python: str) -> tuple[str, bool]:
         if out.returncode != 0:
             print(out.stdout, out.stderr, file=sys.stderr)
             raise SystemExit(f"backfill of {n} failed")
-        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        if n != WARM_UP:
+            rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
     small, large = rows
     growth = large["peak_rss_mb"] / small["peak_rss_mb"] - 1
     ok_requests = all(r["requests"] == r["pages"] + r["tokens"] for r in rows)
@@ -212,7 +218,10 @@ def backfill_table(addon: Path, python: str) -> tuple[str, bool]:
     lines.append(
         f"Peak RSS of the 100k backfill is {growth:+.1%} against the 10k one (goal: within 10%); "
         f"requests = pages + tokens: {'yes' if ok_requests else 'NO'}; goal 10,000 events/s: "
-        f"{'met' if min(r['events_per_s'] for r in rows) >= 10_000 else 'NOT met'}."
+        + "; ".join(
+            f"{'met' if r['events_per_s'] >= 10_000 else 'NOT met'} at {r['versions']:,} versions" for r in rows
+        )
+        + "."
     )
     return "\n".join(lines), abs(growth) <= 0.10 and ok_requests
 
@@ -273,7 +282,9 @@ def main() -> int:
     command = command_table(args.addon.resolve(), python)
     hunting = hunting_table(args.addon.resolve(), python)
     report = (
-        f"{header}\n\n**Backfill through the built `defender_alerts` input**\n\n{backfill}\n\n"
+        f"{header}\n\n**Backfill through the built `defender_alerts` input** (Graph simulator and splunkd stand-in "
+        f"each in a process of their own, request budget off; after one untimed run, which leaves the add-on's "
+        f"bytecode as splunkd's Python does)\n\n{backfill}\n\n"
         f"**Advanced hunting: one 100,000-row window through the built `defender_hunting` input** "
         f"(simulator in its own process, budgets off)\n\n{hunting}\n\n"
         f"**`defenderlineage` over the chunked protocol**\n\n{command}\n"

@@ -14,6 +14,7 @@ import threading
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 Doc = Dict[str, Any]
+_COMPACT = json.JSONEncoder(separators=(",", ":"))  # one encoder: json.dumps with options builds one per call
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS conf_files (app TEXT NOT NULL, conf TEXT NOT NULL, PRIMARY KEY (app, conf));
@@ -244,7 +245,8 @@ class Store:
 
     def kv_save(self, app: str, collection: str, docs: Sequence[Doc]) -> None:
         """Insert or replace documents (each has ``_key``) in one transaction."""
-        rows = [(app, collection, doc["_key"], json.dumps(doc, separators=(",", ":"))) for doc in docs]
+        encode = _COMPACT.encode
+        rows = [(app, collection, doc["_key"], encode(doc)) for doc in docs]
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
