@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Dict, Iterator, List
+from typing import Any, ContextManager, Dict, Iterator, List, Optional
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -73,24 +73,25 @@ class PeakRss:
 
 
 @dataclass
-class SimulatorProcess:
-    info: SimpleNamespace  # base_url, tenant_id, client_id, client_secret: what seed_account needs
-    served: Dict[str, int] = field(default_factory=dict)  # requests and tokens, filled when it stops
+class ServerProcess:
+    info: SimpleNamespace  # what it printed when it started listening (plus what the caller adds)
+    served: Dict[str, Any] = field(default_factory=dict)  # what it printed when told to stop
 
 
 @contextlib.contextmanager
-def simulator_process(args: List[str]) -> Iterator[SimulatorProcess]:
-    """The Graph simulator in a process of its own, so a measured input is not held back by the
-    simulator sharing a GIL with the harness that parses the event stream."""
+def server_process(module: str, args: List[str], env: Optional[Dict[str, str]] = None) -> Iterator[ServerProcess]:
+    """``python -m <module> <args>`` in a process of its own: it prints one JSON line when it
+    listens and one more after SIGTERM (both harness servers do), read into ``info`` and ``served``."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.harness.graph_sim", "--lifetime", "900", *args],
+        [sys.executable, "-m", module, *args],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,
+        env={**os.environ, **(env or {})},
     )
     try:
         assert proc.stdout is not None
-        handle = SimulatorProcess(SimpleNamespace(**json.loads(proc.stdout.readline())))
+        handle = ServerProcess(SimpleNamespace(**json.loads(proc.stdout.readline())))
         yield handle
         proc.send_signal(signal.SIGTERM)
         handle.served.update(json.loads(proc.stdout.readline()))
@@ -100,39 +101,26 @@ def simulator_process(args: List[str]) -> Iterator[SimulatorProcess]:
         proc.wait(timeout=30)
 
 
-@dataclass
-class StandinProcess:
-    info: SimpleNamespace  # uri, session_key, app, state_dir: what the modular input runner needs
-    served: Dict[str, object] = field(default_factory=dict)  # calls, unknown, errors, filled when it stops
+def simulator_process(args: List[str]) -> ContextManager[ServerProcess]:
+    """The Graph simulator in a process of its own, so a measured input is not held back by the
+    simulator sharing a GIL with the harness that parses the event stream. ``info`` holds base_url,
+    tenant_id, client_id and client_secret (what seed_account needs); ``served`` requests and tokens."""
+    return server_process("tests.harness.graph_sim", ["--lifetime", "900", *args])
 
 
 @contextlib.contextmanager
-def standin_process(state_dir: Path, app: str = "TA-defender-lineage") -> Iterator[StandinProcess]:
+def standin_process(state_dir: Path, app: str = "TA-defender-lineage") -> Iterator[ServerProcess]:
     """The splunkd stand-in answering from a process of its own, over state set up beforehand in
     ``state_dir`` (``SplunkdStandin(state_dir)`` in this process). The process that reads an
     input's event stream then does not share a GIL with the one answering its KV store writes;
-    splunkd does both without one."""
+    splunkd does both without one. ``info`` holds what the modular input runner needs."""
     import secrets
 
     session_key = secrets.token_urlsafe(32)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.harness.splunkd_standin", "--state-dir", str(state_dir), "--app", app],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "SPLUNKD_STANDIN_SESSION_KEY": session_key},
-    )
-    try:
-        assert proc.stdout is not None
-        uri = json.loads(proc.stdout.readline())["uri"]
-        handle = StandinProcess(SimpleNamespace(uri=uri, session_key=session_key, app=app, state_dir=state_dir))
+    args = ["--state-dir", str(state_dir), "--app", app]
+    with server_process("tests.harness.splunkd_standin", args, {"SPLUNKD_STANDIN_SESSION_KEY": session_key}) as handle:
+        handle.info.session_key, handle.info.app, handle.info.state_dir = session_key, app, state_dir
         yield handle
-        proc.send_signal(signal.SIGTERM)
-        handle.served.update(json.loads(proc.stdout.readline()))
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=30)
 
 
 def backfill_once(addon: Path, python: str, n: int) -> dict:
