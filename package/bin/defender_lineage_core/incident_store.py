@@ -122,16 +122,19 @@ def _text(value: Any) -> str:
     return "" if text == "null" else text
 
 
+def _joined_key(tenant: str, ident: str) -> str:
+    # ``tenant`` already normalised (stripped, lower case), ``ident`` stripped.
+    return f"{tenant}:{ident.lower()}" if tenant and ident else ""
+
+
 def incident_key(tenant_id: str, incident_id: str) -> str:
     """``<tenant>:<incident id>``, lower case; "" when either part is missing."""
-    tenant, incident = _text(tenant_id).lower(), _text(incident_id).lower()
-    return f"{tenant}:{incident}" if tenant and incident else ""
+    return _joined_key(_text(tenant_id).lower(), _text(incident_id))
 
 
 def alert_key(tenant_id: str, alert_id: str) -> str:
     """``<tenant>:<alert id>``, lower case; "" when either part is missing."""
-    tenant, alert = _text(tenant_id).lower(), _text(alert_id).lower()
-    return f"{tenant}:{alert}" if tenant and alert else ""
+    return _joined_key(_text(tenant_id).lower(), _text(alert_id))
 
 
 def doc_key(doc_type: str, identity: str, origin: str) -> str:
@@ -184,18 +187,18 @@ def docs_from_alert(item: Mapping[str, Any], tenant_id: str, origin: str = ORIGI
         return []
     tenant = (_text(tenant_id) or _text(item.get("tenantId"))).lower()
     alert_id = _text(item.get("id"))
-    if not tenant or not alert_id:
+    akey = _joined_key(tenant, alert_id)
+    if not akey:
         return []
-    akey = f"{tenant}:{alert_id.lower()}"
     incident_id = _text(item.get("incidentId"))
     service, detection = canonical_sources(item.get("serviceSource"), item.get("detectionSource"))
-    doc = dict(_BLANK_DOC)
+    doc = _blank()
     doc.update(
-        _key=f"{ALERT}:{akey}:{origin}",
+        _key=doc_key(ALERT, akey, origin),
         doc_type=ALERT,
         origin=origin,
         tenant_id=tenant,
-        incident_key=f"{tenant}:{incident_id.lower()}" if incident_id else "",
+        incident_key=_joined_key(tenant, incident_id),
         incident_id=incident_id,
         alert_key=akey,
         alert_id=alert_id,

@@ -47,8 +47,8 @@ class Store:
         self._lock = threading.RLock()
         self._conn = sqlite3.connect(str(path), timeout=30.0, check_same_thread=False, isolation_level=None)
         self._conn.execute("PRAGMA journal_mode=WAL")
-        # No fsync per commit (measured ~10 ms each here): still safe when a process is killed,
-        # which is all a test does to it; only a power cut could lose the last commits.
+        # No fsync per commit: still safe when a process is killed, which is all a test does to it;
+        # only a power cut could lose the last commits.
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute("PRAGMA busy_timeout=30000")
         self._conn.executescript(_SCHEMA)
@@ -246,19 +246,16 @@ class Store:
     def kv_save(self, app: str, collection: str, docs: Sequence[Doc]) -> None:
         """Insert or replace documents (each has ``_key``) in one transaction."""
         encode = _COMPACT.encode
-        rows = [(app, collection, doc["_key"], encode(doc)) for doc in docs]
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                self._conn.executemany(
+        self._write(
+            [
+                (
                     "INSERT INTO kv_records (app, collection, key, data) VALUES (?, ?, ?, ?) "
                     "ON CONFLICT (app, collection, key) DO UPDATE SET data = excluded.data",
-                    rows,
+                    (app, collection, doc["_key"], encode(doc)),
                 )
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+                for doc in docs
+            ]
+        )
 
     def kv_delete_keys(self, app: str, collection: str, keys: Iterable[str]) -> None:
         self._write(
