@@ -58,17 +58,21 @@ class SplunkSettings:
     def __init__(self, session_key: str, server_uri: str) -> None:
         self.session_key = session_key
         self.scheme, self.host, self.port = splunkd_address(server_uri)
+        self._confs: Dict[str, conf_manager.ConfFile] = {}
 
     def _conf(self, conf: str) -> conf_manager.ConfFile:
-        manager = conf_manager.ConfManager(
-            self.session_key,
-            APP,
-            realm=f"__REST_CREDENTIAL__#{APP}#configs/conf-{conf}",
-            scheme=self.scheme,
-            host=self.host,
-            port=self.port,
-        )
-        return manager.get_conf(conf)
+        # One handle per conf file for the run (the settings file is read for two stanzas).
+        if conf not in self._confs:
+            manager = conf_manager.ConfManager(
+                self.session_key,
+                APP,
+                realm=f"__REST_CREDENTIAL__#{APP}#configs/conf-{conf}",
+                scheme=self.scheme,
+                host=self.host,
+                port=self.port,
+            )
+            self._confs[conf] = manager.get_conf(conf)
+        return self._confs[conf]
 
     def stanza(self, conf: str, name: str) -> Dict[str, Any]:
         try:

@@ -12,10 +12,11 @@ import pathlib
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple, cast
+from typing import IO, TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple, cast
 
 from tests.harness.pycache import bytecode_env
 from tests.harness.splunkd_standin.server import parse_conf_file
@@ -219,7 +220,12 @@ def _run(
     stdin: bytes,
     timeout: float,
     kill_after: Optional[float],
-) -> Tuple[int, bytes, str, bool]:
+) -> Tuple[int, bytes, str, bool, float]:
+    """Return code, stdout, stderr, whether ``kill_after`` killed it, and when it exited (monotonic).
+
+    The exit is taken from ``wait()`` while threads drain the pipes, as splunkd reads them: the
+    moment the process is gone, not the moment this harness has finished joining its output.
+    """
     proc = subprocess.Popen(
         argv,
         cwd=str(cwd),
@@ -229,23 +235,52 @@ def _run(
         stderr=subprocess.PIPE,
         start_new_session=True,  # its own process group, so a kill reaches its children too
     )
-    killed = False
-    first_wait = timeout if kill_after is None else min(kill_after, timeout)
+    started = time.monotonic()
+    out_parts: List[bytes] = []
+    err_parts: List[bytes] = []
+    pipes = [
+        threading.Thread(target=_feed, args=(proc.stdin, stdin), daemon=True),
+        threading.Thread(target=_drain, args=(proc.stdout, out_parts), daemon=True),
+        threading.Thread(target=_drain, args=(proc.stderr, err_parts), daemon=True),
+    ]
+    for pipe in pipes:
+        pipe.start()
+    killed = timed_out = False
     try:
-        out, err = proc.communicate(input=stdin, timeout=first_wait)
+        proc.wait(timeout=timeout if kill_after is None else min(kill_after, timeout))
     except subprocess.TimeoutExpired:
         _kill_group(proc)
-        out, err = proc.communicate()
-        if kill_after is not None and kill_after <= timeout:
-            killed = True
-        else:
-            raise ModinputTimeout(
-                f"{argv[-1]} did not finish within {timeout}s; killed. stderr tail:\n"
-                + err.decode("utf-8", "replace")[-4000:],
-                out,
-                err.decode("utf-8", "replace"),
-            ) from None
-    return proc.returncode, out, err.decode("utf-8", "replace"), killed
+        proc.wait()
+        killed = kill_after is not None and kill_after <= timeout
+        timed_out = not killed
+    exited = time.monotonic()
+    for pipe in pipes:
+        pipe.join(max(1.0, started + timeout - time.monotonic()))
+    if any(pipe.is_alive() for pipe in pipes):  # a child of the input still holds a pipe open
+        _kill_group(proc)
+        for pipe in pipes:
+            pipe.join(5.0)
+    out, err = b"".join(out_parts), b"".join(err_parts).decode("utf-8", "replace")
+    if timed_out:
+        raise ModinputTimeout(
+            f"{argv[-1]} did not finish within {timeout}s; killed. stderr tail:\n" + err[-4000:], out, err
+        )
+    return proc.returncode, out, err, killed, exited
+
+
+def _feed(stream: Optional[IO[bytes]], data: bytes) -> None:
+    assert stream is not None
+    try:
+        stream.write(data)
+        stream.close()
+    except (BrokenPipeError, ValueError):  # the input exited (or was killed) before reading it all
+        pass
+
+
+def _drain(stream: Optional[IO[bytes]], parts: List[bytes]) -> None:
+    assert stream is not None
+    parts.append(stream.read())
+    stream.close()
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
@@ -293,10 +328,10 @@ def run_modular_input(
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     stdin = input_definition_xml(script, standin, stanzas, checkpoint_dir)
     started = time.monotonic()
-    returncode, out, err, killed = _run(
+    returncode, out, err, killed, exited = _run(
         [python, str(script)], script.parent, _environment(splunk_home, standin, env), stdin, timeout, kill_after
     )
-    seconds = time.monotonic() - started
+    seconds = exited - started
     _append_splunkd_log(splunk_home, script, err)
     events, stream_error, complete = parse_event_stream(out)
     return ModinputResult(
@@ -316,7 +351,7 @@ def run_scheme(script: pathlib.Path, python: str, timeout: float = 60.0) -> Sche
     script = pathlib.Path(script).resolve()
     with tempfile.TemporaryDirectory(prefix="splunk_home_") as home:
         env = _environment(pathlib.Path(home), None, None)
-        returncode, out, _err, _ = _run([python, str(script), "--scheme"], script.parent, env, b"", timeout, None)
+        returncode, out, _err, _, _ = _run([python, str(script), "--scheme"], script.parent, env, b"", timeout, None)
     text = out.decode("utf-8", "replace")
     result = SchemeResult(returncode=returncode, xml=text)
     try:
@@ -353,7 +388,7 @@ def run_validate(
     ckpt = pathlib.Path(checkpoint_dir) if checkpoint_dir is not None else home / "var" / "lib" / "splunk" / "modinputs"
     ckpt.mkdir(parents=True, exist_ok=True)
     stdin = validation_definition_xml(standin, name, item, ckpt)
-    returncode, out, err, _ = _run(
+    returncode, out, err, _, _ = _run(
         [python, str(script), "--validate-arguments"],
         script.parent,
         _environment(home, standin, env),

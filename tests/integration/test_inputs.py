@@ -201,6 +201,9 @@ def test_inputs_feed_the_incident_store_that_enriches_the_command(
         events += result.events
     docs = splunkd.kv_records("ta_defender_lineage_incidents")
     assert docs, "the inputs wrote nothing to the incident store"
+    alert_ids = {json.loads(e.data)["id"] for e in events if e.sourcetype == "ms:defender:graph:alert"}
+    stored = {d["alert_id"] for d in docs if d.get("doc_type") == "alert" and d.get("origin") == "alerts"}
+    assert alert_ids and alert_ids <= stored, "every alert written has its document in the store"
     records = events_to_records(events, addon)
     lineage = run_command(addon, python, records, splunkd_uri=splunkd.uri, session_key=splunkd.session_key)
     assert lineage.error is None and len(lineage.records) == len(records)

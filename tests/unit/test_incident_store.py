@@ -17,8 +17,10 @@ from hypothesis import strategies as st
 from defender_lineage_core import incident_store as store
 from defender_lineage_core.incident_store import (
     ALERT,
+    ALERT_DOC_FIELDS,
     DOC_FIELDS,
     INCIDENT,
+    INCIDENT_DOC_FIELDS,
     INCIDENT_OUTPUT_FIELDS,
     IncidentCache,
     StoreUnavailable,
@@ -108,7 +110,7 @@ def ik(iid: str, tenant: str = TENANT) -> str:
 def test_alert_sample_gives_one_contribution_document() -> None:
     item = _sample("alert_v2.json")
     [doc] = docs_from_alert(item, TENANT)
-    assert tuple(doc) == DOC_FIELDS
+    assert tuple(doc) == ALERT_DOC_FIELDS
     assert doc["_key"] == f"alert:{TENANT}:{ALERT_ID}:alerts"
     assert doc["doc_type"] == ALERT and doc["origin"] == "alerts"
     assert doc["incident_key"] == f"{TENANT}:31337" and doc["incident_id"] == "31337"
@@ -116,7 +118,8 @@ def test_alert_sample_gives_one_contribution_document() -> None:
     assert doc["service_source"] == "microsoftDefenderForEndpoint"
     assert doc["detection_source"] == "microsoftDefenderForEndpoint"
     assert doc["last_update_date_time"] == item["lastUpdateDateTime"]
-    assert doc["title"] == doc["severity"] == doc["status"] == ""  # the alert's own are not the incident's
+    # The alert's own title, severity and status are not the incident's: no summary field at all.
+    assert not {"title", "severity", "status", "assigned_to"} & set(doc)
     assert all(isinstance(v, str) for v in doc.values())
 
 
@@ -124,7 +127,8 @@ def test_incident_sample_gives_summary_and_its_alerts() -> None:
     item = _sample("incident.json")
     docs = docs_from_incident(item, TENANT)
     summary, *alerts = docs
-    assert all(tuple(d) == DOC_FIELDS for d in docs)
+    assert tuple(summary) == INCIDENT_DOC_FIELDS
+    assert alerts and all(tuple(d) == ALERT_DOC_FIELDS for d in alerts)
     assert summary["_key"] == f"incident:{TENANT}:31337:incidents"
     assert summary["doc_type"] == INCIDENT and summary["incident_key"] == f"{TENANT}:31337"
     assert summary["title"] == item["displayName"]
@@ -266,6 +270,35 @@ def chain_docs() -> list[dict[str, Any]]:
     )
     docs += docs_from_alert(alert("a3", "101", "microsoftDefenderForIdentity", "microsoftDefenderForIdentity"), TENANT)
     return docs
+
+
+def test_document_shapes_are_ordered_parts_of_the_lookup_fields() -> None:
+    for shape in (ALERT_DOC_FIELDS, INCIDENT_DOC_FIELDS):
+        assert list(shape) == [f for f in DOC_FIELDS if f in shape]
+    assert set(ALERT_DOC_FIELDS) | set(INCIDENT_DOC_FIELDS) == set(DOC_FIELDS)
+
+
+def test_documents_padded_as_the_rebuild_writes_them_enrich_the_same() -> None:
+    # The rebuild search writes every field ("" where it does not apply); the inputs leave those out.
+    padded = [{**dict.fromkeys(DOC_FIELDS, ""), **doc} for doc in chain_docs()]
+    records = [
+        alert_record(alert("a3", "101", "microsoftDefenderForIdentity", "microsoftDefenderForIdentity")),
+        alert_record(alert("a1", "103", "microsoftDefenderForEndpoint", "smartScreen")),
+        {"_raw": json.dumps(redirected("101", "102")), "sourcetype": "ms:defender:graph:incident"},
+    ]
+    results = []
+    for docs in (chain_docs(), padded):
+        cache, _ = cache_of(*docs)
+        out = []
+        for record in records:
+            fields = place(record)
+            key, akey = request_keys(fields)
+            cache.prefetch([key], [akey])
+            out.append((enrich(fields, cache), fields["incident_id"], fields["lineage_path"]))
+        results.append(out)
+    slim, full = results
+    assert slim == full
+    assert slim[0][0]["incident_title"] == "the survivor" and slim[1][0]["incident_alert_count"] == "2"
 
 
 def test_three_incident_merge_chain_resolves_to_the_last() -> None:
