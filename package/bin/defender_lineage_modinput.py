@@ -23,9 +23,9 @@ from splunklib import modularinput as smi
 
 from defender_lineage_core import gc_tuning
 from defender_lineage_core import settings as cfg
-from defender_lineage_core.account_check import credential_for
 from defender_lineage_core.budget import budget_per_minute, count_sharing_inputs, input_share, shared_budget
 from defender_lineage_core.collector import Collection, CursorState, ResourceSpec, RunStats, Version
+from defender_lineage_core.credentials import credential_for
 from defender_lineage_core.errors import ConfigError, DefenderLineageError
 from defender_lineage_core.graph_client import GraphClient, timeout_from_environment
 from defender_lineage_core.incident_store import Doc, docs_from_items

@@ -75,6 +75,10 @@ def _mostly_in(low, high):
 @example("2024", "02", "29", ("T", "23", "59", "59"), "9999999", "-0530")
 @example("0000", "01", "01", None, None, "")
 @example("1969", "12", "31", ("T", "23", "59", "59"), "1", "+01:00")
+@example("2026", "11", "20", ("T", "23", "20", "29"), "3213349", "Z")  # Graph's own form
+@example("2026", "11", "20", ("T", "23", "20", "29"), "123456789", "Z")  # beyond 100 ns
+@example("\u0662\u0660\u0662\u0666", "11", "20", ("T", "10", "00", "26"), "5", "Z")  # other decimal digits
+@example("2026", "11", "20", ("T", "10", "00", "26"), "\u00b2", "Z")  # a digit that is not decimal
 @given(
     st.text(alphabet="0123456789", min_size=4, max_size=4),
     _mostly_in(1, 12),

@@ -14,12 +14,13 @@ import logging
 import socket
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence
 from urllib.parse import urlsplit
 
 import requests
 
 from .certificate import CertificateError, ClientCertificate
+from .credentials import Credential, credential_for
 from .errors import (
     REQUIRED_PERMISSION,
     AuthError,
@@ -30,7 +31,7 @@ from .errors import (
     TransientError,
     graph_error,
 )
-from .graph_client import ClientSecret, GraphClient
+from .graph_client import GraphClient
 from .settings import Account, account_from_conf
 
 RESOURCES = ("alerts_v2", "incidents")
@@ -64,16 +65,6 @@ class CheckResult:
     @property
     def ok(self) -> bool:
         return not self.warnings
-
-
-Credential = Union[ClientSecret, ClientCertificate]
-
-
-def credential_for(account: Account) -> Credential:
-    """The account's credential; a certificate is parsed and checked against its key here."""
-    if account.auth_type == "certificate":
-        return ClientCertificate(account.certificate, account.private_key)
-    return ClientSecret(account.client_secret)
 
 
 def merge_saved_account(payload: Mapping[str, Any], stored: Mapping[str, Any]) -> Dict[str, str]:

@@ -195,7 +195,7 @@ class Collection:
             return None
         instants = self._instants(page.items)
         stamps = [t for item, t in zip(page.items, instants) if t is not None and _has_id(item)]
-        ascending = all(a <= b for a, b in zip(stamps, stamps[1:])) and (not stamps or stamps[0] >= self._since)
+        ascending = stamps == sorted(stamps) and (not stamps or stamps[0] >= self._since)
         if stamps and ascending and not self.stats.out_of_order and stamps[-1] > self._since:
             if self._open_tie is not None:
                 # What was read by offset ran from the tie's instant to here: a re-read covers that span.
@@ -274,9 +274,11 @@ class Collection:
         batch: List[Version] = []
         written: List[Tuple[str, int]] = []
         instants = self._instants(items)
-        for position, item in enumerate(items):
-            text = texts[position] if texts is not None else None
-            ticks = instants[position]
+        # Once per item of a backfill: what the loop reads is held in locals.
+        recent = self.state.recent
+        watch_ties = bool(self._tie_members) and not recheck
+        last_seen = self._last_seen
+        for item, ticks, text in zip(items, instants, texts if texts is not None else [None] * len(items)):
             key = item.get("id")
             if ticks is None or not isinstance(key, str) or not key:
                 # Written (nothing is dropped) but never allowed to move or stall the cursor.
@@ -289,22 +291,25 @@ class Collection:
                 )
                 batch.append(Version(item, None, text))
                 continue
-            if self._tie_members and not recheck:
+            if watch_ties:
                 for instant, members in self._tie_members.items():
                     if ticks > instant and key in members:
                         self._unstable_ties.add(instant)
-            if (key, ticks) in self.state.recent:
+            version = (key, ticks)
+            if version in recent:
                 self.stats.skipped += 1
                 continue
-            if self._last_seen is not None and ticks < self._last_seen and not self.stats.out_of_order and not recheck:
+            if last_seen is not None and ticks < last_seen and not self.stats.out_of_order and not recheck:
                 self.stats.out_of_order = True
                 self.log.warning(
                     "out_of_order resource=%s: Graph did not honour $orderby; the cursor moves only at the run's end",
                     self.spec.name,
                 )
-            self._last_seen = ticks if self._last_seen is None else max(self._last_seen, ticks)
+            if last_seen is None or ticks > last_seen:
+                last_seen = ticks
             batch.append(Version(item, ticks, text))
-            written.append((key, ticks))
+            written.append(version)
+        self._last_seen = last_seen
         self._page_instants = (None, [])
         if batch:
             self.emit(batch)

@@ -23,6 +23,21 @@ _ISO = re.compile(
 
 def parse_instant(text: object) -> Optional[int]:
     """Ticks for an ISO 8601 timestamp, or None when it is not one. A missing zone means UTC."""
+    if type(text) is str and len(text) >= 20 and text[-1] == "Z" and text[13] == ":" and text[16] == ":":
+        # Graph's own form (``2026-11-20T23:20:29.3213349Z``), once per item of every page: the
+        # date and hour are looked up, minutes, seconds and fraction read off; anything else below.
+        hour_start = _hour_seconds(text[:13])
+        minute, second, tail = text[14:16], text[17:19], text[19:-1]
+        if (
+            hour_start is not None
+            and minute.isdecimal()
+            and second.isdecimal()
+            and (not tail or (tail[0] == "." and 2 <= len(tail) <= 10 and tail[1:].isdecimal()))
+        ):
+            mi, s = int(minute), int(second)
+            if mi > 59 or s > 59:
+                return None
+            return (hour_start + mi * 60 + s) * TICKS_PER_SECOND + (int(tail[1:8].ljust(7, "0")) if tail else 0)
     if not isinstance(text, str):
         return None
     m = _ISO.match(text) or _ISO.match(text.strip())
@@ -41,6 +56,22 @@ def parse_instant(text: object) -> Optional[int]:
     whole = days * 86400 + h * 3600 + mi * 60 + s - offset
     fraction = int(frac[:7].ljust(7, "0")) if frac else 0
     return whole * TICKS_PER_SECOND + fraction
+
+
+_HOUR = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2})")
+
+
+@functools.lru_cache(maxsize=4096)
+def _hour_seconds(prefix: str) -> Optional[int]:
+    """Seconds since the epoch at ``YYYY-MM-DDTHH`` (UTC); None when it is not a valid hour."""
+    m = _HOUR.fullmatch(prefix)
+    if not m:
+        return None
+    year, month, day, hour = m.groups()
+    days = _days_since_epoch(year, month, day)
+    if days is None or int(hour) > 23:
+        return None
+    return days * 86400 + int(hour) * 3600
 
 
 @functools.lru_cache(maxsize=4096)
