@@ -2,9 +2,13 @@
 
 import import_declare_test  # noqa: F401  (puts the app's lib/ on sys.path)
 
-from defender_lineage_hunting_input import stream_events as _stream
-from defender_lineage_hunting_input import validate_input as _validate
-from splunklib import modularinput as smi
+from defender_lineage_core import gc_tuning
+
+gc_tuning.before_imports()  # before the heavy imports below (gc_tuning.py says why)
+
+from defender_lineage_hunting_input import stream_events as _stream  # noqa: E402
+from defender_lineage_hunting_input import validate_input as _validate  # noqa: E402
+from splunklib import modularinput as smi  # noqa: E402
 
 
 def validate_input(definition: smi.ValidationDefinition) -> None:

@@ -2,11 +2,15 @@
 
 import import_declare_test  # noqa: F401  (puts the app's lib/ on sys.path)
 
-from splunklib import modularinput as smi
+from defender_lineage_core import gc_tuning
 
-from defender_lineage_core.collector import INCIDENTS
-from defender_lineage_modinput import stream_events as _stream
-from defender_lineage_modinput import validate_input as _validate
+gc_tuning.before_imports()  # before the heavy imports below (gc_tuning.py says why)
+
+from splunklib import modularinput as smi  # noqa: E402
+
+from defender_lineage_core.collector import INCIDENTS  # noqa: E402
+from defender_lineage_modinput import stream_events as _stream  # noqa: E402
+from defender_lineage_modinput import validate_input as _validate  # noqa: E402
 
 
 def validate_input(definition: smi.ValidationDefinition) -> None:

@@ -17,8 +17,14 @@ GEN1_THRESHOLD = 20
 GEN2_THRESHOLD = 100
 
 
+def before_imports() -> None:
+    """First thing in an input's helper module: the imports after it (~100,000 objects) then run
+    without the ~60 collections the default threshold gives them (~7 ms of every run's start)."""
+    gc.set_threshold(GEN0_THRESHOLD, GEN1_THRESHOLD, GEN2_THRESHOLD)
+
+
 def tune_for_bulk_parsing() -> None:
     """Call once, after the imports, in a process that parses large Graph pages."""
-    gc.collect()
+    # No gc.collect() first: after the imports it found ~10 unreachable objects and took ~6 ms a run.
     gc.freeze()  # objects alive now (modules, classes, constants) are never walked again
     gc.set_threshold(GEN0_THRESHOLD, GEN1_THRESHOLD, GEN2_THRESHOLD)
