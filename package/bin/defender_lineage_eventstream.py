@@ -48,11 +48,37 @@ class EventSink:
     def write(self, text: str) -> None:
         """Write rendered events to splunkd, in one write and one flush."""
         writer = self.writer
-        if not writer.header_written:
-            writer._out.write("<stream>")
-            writer.header_written = True
+        start_stream(writer)
         writer._out.write(text)
         writer._out.flush()
+
+
+# Linux's fcntl command for a pipe's capacity (``fcntl.F_SETPIPE_SZ`` from Python 3.10 on).
+F_SETPIPE_SZ = 1031
+PIPE_CAPACITY = 1 << 20
+
+
+def start_stream(writer: smi.EventWriter) -> None:
+    """Open the ``<stream>`` once, on a pipe to splunkd made large enough for a page of events.
+
+    A page of 1,000 alerts is ~3 MB of XML; through Linux's default 64 KB pipe every 64 KB is one
+    wake-up of the input and of its reader (~12 ms of blocked writing a page here; ~8 ms with a 1 MB
+    pipe). Best effort: on another system, or when stdout is not a pipe, nothing changes.
+    """
+    if writer.header_written:
+        return
+    enlarge_pipe(writer._out)
+    writer._out.write("<stream>")
+    writer.header_written = True
+
+
+def enlarge_pipe(stream: Any, capacity: int = PIPE_CAPACITY) -> None:
+    try:
+        import fcntl
+
+        fcntl.fcntl(stream.fileno(), F_SETPIPE_SZ, capacity)
+    except (ImportError, AttributeError, ValueError, OSError):  # not Linux, not a pipe, or over the limit
+        pass
 
 
 def event_text(item: Dict[str, Any], graph_text: Optional[str] = None) -> str:

@@ -15,7 +15,7 @@ import os
 import time
 from typing import Any, Dict, List, Optional
 
-from defender_lineage_eventstream import xml_text
+from defender_lineage_eventstream import start_stream, xml_text
 from solnlib import log
 from splunklib import modularinput as smi
 
@@ -65,9 +65,7 @@ class HuntingSink:
                 f"<data>{xml_text(row_text(row.item))}</data><done /></event>"
             )
         writer = self.writer
-        if not writer.header_written:
-            writer._out.write("<stream>")
-            writer.header_written = True
+        start_stream(writer)
         writer._out.write("".join(parts))
         writer._out.flush()
 

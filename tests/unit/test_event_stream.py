@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import sys
+from pathlib import Path
 
 import pytest
-from defender_lineage_eventstream import EventSink, event_text
+from defender_lineage_eventstream import PIPE_CAPACITY, EventSink, event_text
 from splunklib import modularinput as smi
 
 from defender_lineage_core.collector import Version
@@ -92,3 +95,28 @@ def test_a_page_is_escaped_as_splunklib_escapes_each_event():
     for n, lone in enumerate("&<>"):  # each character to escape on its own
         batch.append(Version({"id": lone}, 17636304269876000 + n, f'{{"id":"{lone}","x":"a {lone} b"}}'))
     assert _sink_stream(batch) == _splunklib_page(batch)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="pipe capacity is a Linux setting")
+def test_the_pipe_to_splunkd_is_enlarged_for_a_page_of_events():
+    fcntl = pytest.importorskip("fcntl")
+    F_GETPIPE_SZ = 1032  # Linux; fcntl names it from Python 3.10 on
+    read_fd, write_fd = os.pipe()
+    try:
+        out = io.TextIOWrapper(os.fdopen(write_fd, "wb", closefd=False), encoding="utf-8")
+        sink = EventSink(smi.EventWriter(output=out), "main", "st", "src")
+        assert fcntl.fcntl(write_fd, F_GETPIPE_SZ) == 64 * 1024  # Linux's default
+        sink.write("")
+        limit = int(Path("/proc/sys/fs/pipe-max-size").read_text())
+        assert fcntl.fcntl(write_fd, F_GETPIPE_SZ) == min(PIPE_CAPACITY, limit)
+        out.flush()
+        assert os.read(read_fd, 100) == b"<stream>"
+    finally:
+        os.close(read_fd)
+        os.close(write_fd)
+
+
+def test_a_stream_that_is_not_a_pipe_is_left_alone():
+    out = io.StringIO()
+    EventSink(smi.EventWriter(output=out), "main", "st", "src").write("<event/>")
+    assert out.getvalue() == "<stream><event/>"
