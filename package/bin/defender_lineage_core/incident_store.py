@@ -78,23 +78,24 @@ DOC_FIELDS: Tuple[str, ...] = (
     "service_source",
     "detection_source",
 )
-# The fields of each shape the inputs write (in DOC_FIELDS order).
-ALERT_DOC_FIELDS: Tuple[str, ...] = (
-    "_key",
-    "doc_type",
-    "origin",
-    "tenant_id",
-    "incident_key",
-    "incident_id",
-    "alert_key",
-    "alert_id",
-    "last_update_date_time",
-    "service_source",
-    "detection_source",
+# The fields of each shape the inputs write (in DOC_FIELDS order): an alert's contribution has no
+# incident-summary fields, an incident's summary no alert fields.
+_SUMMARY_ONLY = frozenset(
+    {
+        "title",
+        "severity",
+        "status",
+        "classification",
+        "determination",
+        "assigned_to",
+        "created_date_time",
+        "incident_web_url",
+        "redirect_incident_id",
+    }
 )
-INCIDENT_DOC_FIELDS: Tuple[str, ...] = tuple(
-    f for f in DOC_FIELDS if f not in ("alert_key", "alert_id", "service_source", "detection_source")
-)
+_ALERT_ONLY = frozenset({"alert_key", "alert_id", "service_source", "detection_source"})
+ALERT_DOC_FIELDS: Tuple[str, ...] = tuple(f for f in DOC_FIELDS if f not in _SUMMARY_ONLY)
+INCIDENT_DOC_FIELDS: Tuple[str, ...] = tuple(f for f in DOC_FIELDS if f not in _ALERT_ONLY)
 # Graph incident property -> document field, for summaries.
 SUMMARY_FROM_GRAPH: Tuple[Tuple[str, str], ...] = (
     ("displayName", "title"),
