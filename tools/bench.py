@@ -258,34 +258,21 @@ def backfill_table(addon: Path, pythons: List[str]) -> tuple[str, bool]:
     return "\n".join(lines), ok
 
 
-def command_table(addon: Path, python: str) -> str:
-    script = ROOT / "tools" / "bench_command.py"
-    if not script.exists():
-        return "(command bench not available)"
-    out = subprocess.run(
-        [sys.executable, str(script), "--addon", str(addon), "--python", python],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+def _tool_report(script: str, args: List[str], what: str) -> str:
+    """What one of the other bench tools (tools/bench_*.py) prints, or stop the bench when it fails."""
+    out = subprocess.run([sys.executable, str(ROOT / "tools" / script), *args], capture_output=True, text=True)
     if out.returncode != 0:
         print(out.stdout[-3000:], out.stderr[-3000:], file=sys.stderr)
-        raise SystemExit("command bench failed")
+        raise SystemExit(f"{what} bench failed")
     return out.stdout.strip()
+
+
+def command_table(addon: Path, python: str) -> str:
+    return _tool_report("bench_command.py", ["--addon", str(addon), "--python", python], "command")
 
 
 def hunting_table(addon: Path, python: str) -> str:
-    script = ROOT / "tools" / "bench_hunting.py"
-    out = subprocess.run(
-        [sys.executable, str(script), "--addon", str(addon), "--python", python, "--rows", "100000"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if out.returncode != 0:
-        print(out.stdout[-3000:], out.stderr[-3000:], file=sys.stderr)
-        raise SystemExit("hunting bench failed")
-    return out.stdout.strip()
+    return _tool_report("bench_hunting.py", ["--addon", str(addon), "--python", python, "--rows", "100000"], "hunting")
 
 
 def _find_python(version: str) -> str:

@@ -14,7 +14,6 @@ import time
 from typing import Any, Dict, List, Optional, Tuple
 from urllib.parse import urlsplit
 
-import requests
 from defender_lineage_eventstream import EventSink
 from defender_lineage_kvstore import IncidentStoreClient, IncidentStoreError
 from solnlib import conf_manager, log
@@ -27,7 +26,12 @@ from defender_lineage_core.budget import budget_per_minute, count_sharing_inputs
 from defender_lineage_core.collector import Collection, CursorState, ResourceSpec, RunStats, Version
 from defender_lineage_core.credentials import credential_for
 from defender_lineage_core.errors import ConfigError, DefenderLineageError
-from defender_lineage_core.graph_client import GraphClient, timeout_from_environment
+from defender_lineage_core.graph_client import (
+    GraphClient,
+    account_session,
+    client_for_account,
+    timeout_from_environment,
+)
 from defender_lineage_core.incident_store import Doc, docs_from_items
 from defender_lineage_core.page_commits import PageCommitter
 from defender_lineage_core.timestamps import TICKS_PER_SECOND, now_ticks
@@ -113,20 +117,7 @@ def source_for(tenant_id: str, resource: str) -> str:
 def graph_client(account: cfg.Account, proxies: Dict[str, str], logger: logging.Logger) -> GraphClient:
     # A client secret, or a certificate: the key and certificate are parsed and matched here (a bad one
     # fails the run with a message naming the field), and a fresh PS256 assertion signs each token request.
-    credential = credential_for(account)
-    session = requests.Session()
-    session.headers["User-Agent"] = USER_AGENT
-    session.proxies.update(proxies)
-    session.trust_env = False  # only the add-on's own proxy settings apply
-    return GraphClient(
-        account.endpoints,
-        account.tenant_id,
-        account.client_id,
-        credential,
-        account=account.name,
-        session=session,
-        logger=logger,
-    )
+    return client_for_account(account, credential_for(account), account_session(proxies, USER_AGENT), logger=logger)
 
 
 def stream_events(

@@ -31,7 +31,7 @@ from .errors import (
     TransientError,
     graph_error,
 )
-from .graph_client import GraphClient
+from .graph_client import GraphClient, account_session, client_for_account
 from .settings import Account, account_from_conf
 
 RESOURCES = ("alerts_v2", "incidents")
@@ -127,17 +127,11 @@ def check_account(
         if problem:
             raise AccountCheckError(problem[0].upper() + problem[1:] + ".", "certificate_expired")
     session = _RecordingSession()
-    session.trust_env = False  # only the add-on's own proxy settings apply
-    if user_agent:
-        session.headers["User-Agent"] = user_agent
-    session.proxies.update(dict(proxies or {}))
-    client = GraphClient(
-        account.endpoints,
-        account.tenant_id,
-        account.client_id,
+    account_session(proxies or {}, user_agent, session)
+    client = client_for_account(
+        account,
         credential,
-        account=account.name,
-        session=session,
+        session,
         timeout=timeout,
         max_retries=CHECK_RETRIES,
         logger=log,

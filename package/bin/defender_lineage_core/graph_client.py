@@ -20,7 +20,7 @@ import random
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import AbstractSet, Any, Callable, Dict, Iterator, List, Mapping, Optional, Protocol, Tuple
+from typing import TYPE_CHECKING, AbstractSet, Any, Callable, Dict, Iterator, List, Mapping, Optional, Protocol, Tuple
 from urllib.parse import urlsplit
 
 import requests
@@ -37,6 +37,9 @@ from .errors import (
     graph_error,
 )
 from .odata import PageFormatError, parse_collection
+
+if TYPE_CHECKING:
+    from .settings import Account
 
 PREFER_ALL_ENUMS = "include-unknown-enum-members"
 # Refresh this long before Entra's expiry, so a token never dies between two pages.
@@ -96,6 +99,33 @@ class ClientSecret:
 
     def form(self, token_url: str, client_id: str) -> Dict[str, str]:
         return {"client_secret": self.secret}
+
+
+def account_session(
+    proxies: Mapping[str, str], user_agent: Optional[str] = None, session: Optional[requests.Session] = None
+) -> requests.Session:
+    """``session`` (a new one by default) set up for one account's traffic to Entra ID and Graph."""
+    session = session if session is not None else requests.Session()
+    session.trust_env = False  # only the add-on's own proxy settings apply, never the environment's
+    if user_agent:
+        session.headers["User-Agent"] = user_agent
+    session.proxies.update(dict(proxies))
+    return session
+
+
+def client_for_account(
+    account: Account, credential: Credential, session: requests.Session, **options: Any
+) -> GraphClient:
+    """The GraphClient of a configured account (``options``: GraphClient's keyword arguments)."""
+    return GraphClient(
+        account.endpoints,
+        account.tenant_id,
+        account.client_id,
+        credential,
+        account=account.name,
+        session=session,
+        **options,
+    )
 
 
 class GraphClient:

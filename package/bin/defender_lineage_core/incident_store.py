@@ -78,24 +78,6 @@ DOC_FIELDS: Tuple[str, ...] = (
     "service_source",
     "detection_source",
 )
-# The fields of each shape the inputs write (in DOC_FIELDS order): an alert's contribution has no
-# incident-summary fields, an incident's summary no alert fields.
-_SUMMARY_ONLY = frozenset(
-    {
-        "title",
-        "severity",
-        "status",
-        "classification",
-        "determination",
-        "assigned_to",
-        "created_date_time",
-        "incident_web_url",
-        "redirect_incident_id",
-    }
-)
-_ALERT_ONLY = frozenset({"alert_key", "alert_id", "service_source", "detection_source"})
-ALERT_DOC_FIELDS: Tuple[str, ...] = tuple(f for f in DOC_FIELDS if f not in _SUMMARY_ONLY)
-INCIDENT_DOC_FIELDS: Tuple[str, ...] = tuple(f for f in DOC_FIELDS if f not in _ALERT_ONLY)
 # Graph incident property -> document field, for summaries.
 SUMMARY_FROM_GRAPH: Tuple[Tuple[str, str], ...] = (
     ("displayName", "title"),
@@ -109,6 +91,12 @@ SUMMARY_FROM_GRAPH: Tuple[Tuple[str, str], ...] = (
     ("incidentWebUrl", "incident_web_url"),
     ("redirectIncidentId", "redirect_incident_id"),
 )
+# The fields of each shape the inputs write (in DOC_FIELDS order): an alert's contribution has no
+# incident-summary fields, an incident's summary no alert fields.
+_ALERT_ONLY = frozenset({"alert_key", "alert_id", "service_source", "detection_source"})
+_SUMMARY_ONLY = frozenset(f for _, f in SUMMARY_FROM_GRAPH) - {"last_update_date_time"}
+ALERT_DOC_FIELDS: Tuple[str, ...] = tuple(f for f in DOC_FIELDS if f not in _SUMMARY_ONLY)
+INCIDENT_DOC_FIELDS: Tuple[str, ...] = tuple(f for f in DOC_FIELDS if f not in _ALERT_ONLY)
 
 # The contract's enrichment fields (DESIGN.md), in output order.
 INCIDENT_OUTPUT_FIELDS: Tuple[str, ...] = (
