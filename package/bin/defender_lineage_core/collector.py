@@ -209,7 +209,7 @@ class Collection:
             # Remember whom it held, to notice one of them being updated while we page through it.
             self._open_tie = self._since
             members = self._tie_members.setdefault(self._since, set())
-            members.update(str(item.get("id")) for item in page.items if self._ticks_of(item) == self._since)
+            members.update(item["id"] for item, t in zip(page.items, instants) if t == self._since and _has_id(item))
         return page.next_link, None
 
     def _page_through(self, since: int, expand: bool) -> bool:
@@ -266,9 +266,6 @@ class Collection:
             cached = [parse_instant(item.get("lastUpdateDateTime")) for item in items]
             self._page_instants = (items, cached)
         return cached
-
-    def _ticks_of(self, item: Dict[str, Any]) -> Optional[int]:
-        return parse_instant(item.get("lastUpdateDateTime")) if _has_id(item) else None
 
     def _take(self, items: List[Dict[str, Any]], texts: Optional[List[str]] = None, recheck: bool = False) -> None:
         batch: List[Version] = []
