@@ -12,7 +12,7 @@ import pytest
 
 from defender_lineage_core.budget import DeadlineReached
 from defender_lineage_core.errors import GraphError
-from defender_lineage_core.graph_client import ClientStats
+from defender_lineage_core.graph_client import ClientStats, GraphClient
 from defender_lineage_core.hunting import (
     MIN_WINDOW_TICKS,
     HuntingError,
@@ -67,13 +67,18 @@ class FakeHunting:
         self.stats = ClientStats()
         self.booleans = "words"
         self.always: Optional[Callable[[Tuple[int, int]], Optional[Response]]] = None
+        self.refreshed = 0  # tokens forced fresh
 
     # the GraphClient surface HuntingRun uses
     def token(self, force: bool = False) -> str:
+        self.refreshed += int(force)
         return "t"
 
     def resource_url(self, resource: str) -> str:
         return f"https://graph.test/v1.0/security/{resource}"
+
+    # The real token handling (one fresh token on a 401) over this fake's _send.
+    send_with_token = GraphClient.send_with_token
 
     def _send(self, method: str, url: str, resource: str, **kwargs: Any) -> Response:
         body = json.loads(kwargs["data"])
@@ -462,6 +467,25 @@ def test_budget_without_room_before_the_deadline_stops_cleanly():
     h = Harness(graph, now=T0 + 600 * S, budget=Empty())
     run = h.run(deadline=10.0)
     assert run.stats.stopped_early and graph.calls == []
+
+
+def test_a_401_gets_one_fresh_token_and_one_more_try():
+    graph = FakeHunting(make_rows(5))
+    graph.script.append(lambda w: Response(401, error(401, "InvalidAuthenticationToken", "Token expired.")))
+    h = Harness(graph, now=T0 + 600 * S)
+    run = h.run()
+    assert graph.refreshed == 1 and run.stats.requests == 2  # both tries counted
+    assert h.counts() == Counter(range(5))
+
+
+def test_a_second_401_is_not_retried_again():
+    graph = FakeHunting(make_rows(5))
+    for _ in range(2):
+        graph.script.append(lambda w: Response(401, error(401, "InvalidAuthenticationToken", "Token expired.")))
+    h = Harness(graph, now=T0 + 600 * S)
+    with pytest.raises(GraphError):
+        h.run()
+    assert graph.refreshed == 1 and len(graph.calls) == 2
 
 
 def test_other_errors_raise_graph_errors():

@@ -185,25 +185,13 @@ def check_account(
 
 def _probe_hunting(client: GraphClient) -> int:
     """Rows of the probe query (0 or 1); raises the GraphError Graph's answer means."""
-    refreshed = False
-    while True:
-        headers = {
-            "Authorization": f"Bearer {client.token()}",
-            "Content-Type": "application/json",
-            "Accept": "application/json",
-        }
-        response = client._send(
-            "POST",
-            client.resource_url(HUNTING_RESOURCE),
-            resource=HUNTING_RESOURCE,
-            data=json.dumps(HUNTING_PROBE).encode("utf-8"),
-            headers=headers,
-        )
-        if response.status_code == 401 and not refreshed:
-            refreshed = True
-            client.token(force=True)
-            continue
-        break
+    response = client.send_with_token(
+        "POST",
+        client.resource_url(HUNTING_RESOURCE),
+        HUNTING_RESOURCE,
+        {"Content-Type": "application/json", "Accept": "application/json"},
+        data=json.dumps(HUNTING_PROBE).encode("utf-8"),
+    )
     try:
         body = json.loads(response.content)
     except ValueError:

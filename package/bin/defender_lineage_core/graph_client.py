@@ -212,22 +212,34 @@ class GraphClient:
     ) -> requests.Response:
         """The HTTP 200 answer for one page, body read; everything else raised as a GraphError."""
         self._check_link(url, resource)
+        headers = {"Prefer": PREFER_ALL_ENUMS, "Accept": "application/json"}
+        response = self.send_with_token("GET", url, resource, headers, params=params, fail_fast=fail_fast)
+        if response.status_code != 200:
+            raise graph_error(response.status_code, _json_or_none(response), resource)
+        return response
+
+    def send_with_token(
+        self,
+        method: str,
+        url: str,
+        resource: str,
+        headers: Mapping[str, str],
+        on_attempt: Optional[Callable[[], None]] = None,
+        **kwargs: Any,
+    ) -> requests.Response:
+        """A Graph request with the bearer token (``_send``: budget, retries, deadline). A token can
+        expire or be revoked mid-run: a 401 gets one fresh token and one more try. ``on_attempt``
+        is called before each try (a caller counting its own requests)."""
         refreshed = False
         while True:
-            headers = {
-                "Authorization": f"Bearer {self.token()}",
-                "Prefer": PREFER_ALL_ENUMS,
-                "Accept": "application/json",
-            }
-            response = self._send("GET", url, resource=resource, params=params, headers=headers, fail_fast=fail_fast)
-            if response.status_code == 401 and not refreshed:
-                # A token can expire or be revoked mid-paging: one fresh token, one more try.
-                refreshed = True
-                self.token(force=True)
-                continue
-            if response.status_code != 200:
-                raise graph_error(response.status_code, _json_or_none(response), resource)
-            return response
+            authorized = {"Authorization": f"Bearer {self.token()}", **headers}
+            if on_attempt is not None:
+                on_attempt()
+            response = self._send(method, url, resource=resource, headers=authorized, **kwargs)
+            if response.status_code != 401 or refreshed:
+                return response
+            refreshed = True
+            self.token(force=True)
 
     def pages(
         self,

@@ -490,27 +490,19 @@ class HuntingRun:
             if wait > 0:
                 self._sleep(wait)
         body = {"Query": self.query, "Timespan": format_timespan(start, end)}
-        refreshed = False
-        while True:
-            headers = {
-                "Authorization": f"Bearer {self.client.token()}",
-                "Content-Type": "application/json; charset=utf-8",
-                "Accept": "application/json",
-            }
+
+        def count_request() -> None:
             self.stats.requests += 1
-            response = self.client._send(
-                "POST",
-                self.client.resource_url(RESOURCE),
-                resource=RESOURCE,
-                fail_fast=frozenset({429, 504}),
-                data=json.dumps(body, ensure_ascii=False).encode("utf-8"),
-                headers=headers,
-            )
-            if response.status_code == 401 and not refreshed:
-                refreshed = True
-                self.client.token(force=True)
-                continue
-            break
+
+        response = self.client.send_with_token(
+            "POST",
+            self.client.resource_url(RESOURCE),
+            RESOURCE,
+            {"Content-Type": "application/json; charset=utf-8", "Accept": "application/json"},
+            on_attempt=count_request,
+            fail_fast=frozenset({429, 504}),
+            data=json.dumps(body, ensure_ascii=False).encode("utf-8"),
+        )
         status = response.status_code
         content = response.content
         if status == 200:
