@@ -9,7 +9,7 @@ carries the secret, the key or the proxy password.
 """
 
 import logging
-from typing import Any, Dict, Mapping
+from typing import Any, Dict, Mapping, Optional
 from urllib.parse import urlsplit
 
 import import_declare_test  # noqa: F401
@@ -37,17 +37,21 @@ def _logger() -> logging.Logger:
         return logging.getLogger("ta_defender_lineage.account_check")
 
 
-def read_stanza(session_key: str, conf: str, stanza: str) -> Dict[str, Any]:
-    """A stanza of one of the add-on's conf files, encrypted fields decrypted; {} when absent."""
+def _conf_manager(session_key: str, realm: Optional[str] = None) -> conf_manager.ConfManager:
     parts = urlsplit(get_splunkd_endpoint())
-    manager = conf_manager.ConfManager(
+    return conf_manager.ConfManager(
         session_key,
         APP,
-        realm=f"__REST_CREDENTIAL__#{APP}#configs/conf-{conf}",
+        realm=realm,
         scheme=parts.scheme or "https",
         host=parts.hostname or "127.0.0.1",
         port=parts.port or 8089,
     )
+
+
+def read_stanza(session_key: str, conf: str, stanza: str) -> Dict[str, Any]:
+    """A stanza of one of the add-on's conf files, encrypted fields decrypted; {} when absent."""
+    manager = _conf_manager(session_key, realm=f"__REST_CREDENTIAL__#{APP}#configs/conf-{conf}")
     try:
         return dict(manager.get_conf(conf).get(stanza))
     except (conf_manager.ConfStanzaNotExistException, conf_manager.ConfManagerException):
@@ -57,14 +61,7 @@ def read_stanza(session_key: str, conf: str, stanza: str) -> Dict[str, Any]:
 def has_hunting_input(session_key: str, account: str) -> bool:
     """Whether a ``defender_hunting`` input (enabled or not) uses this account: then the check also
     proves ThreatHunting.Read.All. An inputs.conf that cannot be read counts as no."""
-    parts = urlsplit(get_splunkd_endpoint())
-    manager = conf_manager.ConfManager(
-        session_key,
-        APP,
-        scheme=parts.scheme or "https",
-        host=parts.hostname or "127.0.0.1",
-        port=parts.port or 8089,
-    )
+    manager = _conf_manager(session_key)
     try:
         stanzas = manager.get_conf("inputs").get_all()
     except Exception:  # the account check must not fail on it
