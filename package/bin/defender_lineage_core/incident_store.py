@@ -221,16 +221,16 @@ def docs_from_incident(item: Mapping[str, Any], tenant_id: str, origin: str = OR
     ikey = incident_key(tenant, incident_id)
     if not ikey:
         return []
-    summary: Doc = {
-        "_key": doc_key(INCIDENT, ikey, origin),
-        "doc_type": INCIDENT,
-        "origin": origin,
-        "tenant_id": tenant,
-        "incident_key": ikey,
-        "incident_id": incident_id,
-    }
+    summary: Doc = dict.fromkeys(INCIDENT_DOC_FIELDS, "")  # the shape, in its order
+    summary.update(
+        _key=doc_key(INCIDENT, ikey, origin),
+        doc_type=INCIDENT,
+        origin=origin,
+        tenant_id=tenant,
+        incident_key=ikey,
+        incident_id=incident_id,
+    )
     summary.update((field, _text(item.get(graph_name))) for graph_name, field in SUMMARY_FROM_GRAPH)
-    summary = {field: summary[field] for field in INCIDENT_DOC_FIELDS}
     docs = [summary]
     alerts = item.get("alerts")
     if isinstance(alerts, list):
