@@ -193,16 +193,8 @@ RUNS = 5
 
 
 def _one_backfill(addon: Path, python: str, n: int) -> Dict[str, Any]:
-    out = subprocess.run(
-        [sys.executable, __file__, "--addon", str(addon), "--python", python, "--one-backfill", str(n)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if out.returncode != 0:
-        print(out.stdout, out.stderr, file=sys.stderr)
-        raise SystemExit(f"backfill of {n} failed")
-    result: Dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    args = ["--addon", str(addon), "--python", python, "--one-backfill", str(n)]
+    result: Dict[str, Any] = json.loads(_tool_report("bench.py", args, f"backfill of {n}").splitlines()[-1])
     return result
 
 
@@ -210,7 +202,7 @@ def _interpreter(python: str) -> str:
     return subprocess.run([python, "-V"], capture_output=True, text=True, check=False).stdout.strip() or python
 
 
-def backfill_table(addon: Path, pythons: List[str]) -> tuple[str, bool]:
+def backfill_table(addon: Path, pythons: List[str]) -> str:
     """Both sizes on every interpreter the add-on runs on, interleaved run by run."""
     for python in pythons:
         _one_backfill(addon, python, WARM_UP)
@@ -225,8 +217,8 @@ def backfill_table(addon: Path, pythons: List[str]) -> tuple[str, bool]:
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     verdicts = []
-    ok = True
     for python in pythons:
+        version = _interpreter(python)
         rows = []
         for n in SIZES:
             ordered = sorted(runs[python, n], key=lambda r: r["events_per_s"])
@@ -236,16 +228,15 @@ def backfill_table(addon: Path, pythons: List[str]) -> tuple[str, bool]:
             row["requests_ok"] = all(r["requests"] == r["pages"] + r["tokens"] for r in runs[python, n])
             rows.append(row)
             lines.append(
-                f"| {_interpreter(python)} | {row['versions']:,} | {row['events']:,} | {row['seconds']} | "
+                f"| {version} | {row['versions']:,} | {row['events']:,} | {row['seconds']} | "
                 f"{row['events_per_s']:,} | {row['low']:,} to {row['high']:,} | "
                 f"{row['requests']} ({row['pages']} + {row['tokens']}) | {row['peak_rss_mb']} MB |"
             )
         small, large = rows
         growth = large["peak_rss_mb"] / small["peak_rss_mb"] - 1
         ok_requests = all(r["requests_ok"] for r in rows)
-        ok = ok and abs(growth) <= 0.10 and ok_requests
         verdicts.append(
-            f"{_interpreter(python)}: peak RSS of the 100k backfill {growth:+.1%} against the 10k one (goal: within "
+            f"{version}: peak RSS of the 100k backfill {growth:+.1%} against the 10k one (goal: within "
             f"10%); requests = pages + tokens in every run: {'yes' if ok_requests else 'NO'}; goal 10,000 events/s "
             "(median run): "
             + ", ".join(
@@ -255,11 +246,11 @@ def backfill_table(addon: Path, pythons: List[str]) -> tuple[str, bool]:
         )
     lines.append("")
     lines.extend(f"- {verdict}" for verdict in verdicts)
-    return "\n".join(lines), ok
+    return "\n".join(lines)
 
 
 def _tool_report(script: str, args: List[str], what: str) -> str:
-    """What one of the other bench tools (tools/bench_*.py) prints, or stop the bench when it fails."""
+    """What a bench tool (tools/bench_*.py, or this one for one backfill) prints; stops the bench if it fails."""
     out = subprocess.run([sys.executable, str(ROOT / "tools" / script), *args], capture_output=True, text=True)
     if out.returncode != 0:
         print(out.stdout[-3000:], out.stderr[-3000:], file=sys.stderr)
@@ -302,7 +293,7 @@ def main() -> int:
         print("*** Python 3.13 NOT FOUND: the backfill is measured on Python 3.9 only ***", file=sys.stderr)
     elif newer:
         pythons.append(newer)
-    backfill, _ = backfill_table(args.addon.resolve(), pythons)
+    backfill = backfill_table(args.addon.resolve(), pythons)
     command = command_table(args.addon.resolve(), python)
     hunting = hunting_table(args.addon.resolve(), python)
     report = (
