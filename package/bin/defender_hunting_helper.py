@@ -2,9 +2,9 @@
 
 import import_declare_test  # noqa: F401  (puts the app's lib/ on sys.path)
 
-from defender_lineage_core import gc_tuning
+from defender_lineage_core import process_tuning
 
-gc_tuning.before_imports()  # before the heavy imports below (gc_tuning.py says why)
+process_tuning.before_imports()  # before the heavy imports below (process_tuning.py says why)
 
 from defender_lineage_hunting_input import stream_events as _stream  # noqa: E402
 from defender_lineage_hunting_input import validate_input as _validate  # noqa: E402

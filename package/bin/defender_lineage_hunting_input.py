@@ -19,7 +19,7 @@ from defender_lineage_eventstream import start_stream, xml_text
 from solnlib import log
 from splunklib import modularinput as smi
 
-from defender_lineage_core import gc_tuning
+from defender_lineage_core import process_tuning
 from defender_lineage_core import settings as cfg
 from defender_lineage_core.budget import shared_budget
 from defender_lineage_core.errors import ConfigError, DefenderLineageError
@@ -89,7 +89,7 @@ def _int_env(name: str) -> Optional[int]:
 
 def stream_events(inputs: smi.InputDefinition, event_writer: smi.EventWriter) -> None:
     logger = logger_for(INPUT_TYPE)
-    gc_tuning.tune_for_bulk_parsing()  # the process is this input's alone: see gc_tuning.py
+    process_tuning.tune_for_bulk_parsing()  # the process is this input's alone: see process_tuning.py
     for stanza, params in inputs.inputs.items():
         name = stanza.split("://", 1)[-1]
         try:

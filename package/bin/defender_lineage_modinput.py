@@ -20,7 +20,7 @@ from solnlib import conf_manager, log
 from solnlib.modular_input import checkpointer
 from splunklib import modularinput as smi
 
-from defender_lineage_core import gc_tuning
+from defender_lineage_core import process_tuning
 from defender_lineage_core import settings as cfg
 from defender_lineage_core.budget import budget_per_minute, count_sharing_inputs, input_share, shared_budget
 from defender_lineage_core.collector import Collection, CursorState, ResourceSpec, RunStats, Version
@@ -124,7 +124,7 @@ def stream_events(
     inputs: smi.InputDefinition, event_writer: smi.EventWriter, input_type: str, spec: ResourceSpec
 ) -> None:
     logger = logger_for(input_type)
-    gc_tuning.tune_for_bulk_parsing()  # the process is this input's alone: see gc_tuning.py
+    process_tuning.tune_for_bulk_parsing()  # the process is this input's alone: see process_tuning.py
     for stanza, params in inputs.inputs.items():
         name = stanza.split("://", 1)[-1]
         try:

@@ -71,7 +71,7 @@ class FakeGraph:
             self.hook(len(self.requests), self)
         return page
 
-    def pages(self, resource: str, params: dict, follow=follow_next_link, fail_fast=frozenset()):
+    def pages(self, resource: str, params: dict, follow=follow_next_link, fail_fast=frozenset(), recycle=False):
         page = self._serve(resource, params)
         while True:
             following = follow(page)
@@ -79,6 +79,8 @@ class FakeGraph:
             if following is None:
                 return
             url, options = following
+            if recycle:  # as GraphClient.pages: the caller is done with a page once it asks for the next
+                page.items.clear()
             page = self._serve(resource, options if options is not None else self.links[int(url.rsplit("=", 1)[1])])
 
 

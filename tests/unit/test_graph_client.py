@@ -5,6 +5,7 @@ Sleeps and the clock are injected: nothing here waits for real except the loopba
 
 from __future__ import annotations
 
+import json
 import random
 from typing import Iterator, List, Optional
 
@@ -367,3 +368,16 @@ def test_environment_knobs():
     assert timeout_from_environment({}) == 60
     assert timeout_from_environment({"TA_DEFENDER_LINEAGE_HTTP_TIMEOUT": "1.5"}) == 1.5
     assert timeout_from_environment({"TA_DEFENDER_LINEAGE_HTTP_TIMEOUT": "-1"}) == 60
+
+
+@pytest.mark.parametrize("recycle", [True, False])
+def test_recycling_empties_a_page_s_items_only_once_the_next_page_is_asked_for(sim, fake_time, recycle):
+    client = client_for(sim, fake_time)
+    pages = client.pages("alerts_v2", {**FILTER, "$top": "10"}, recycle=recycle)
+    first = next(pages)
+    kept = list(first.items)
+    assert len(kept) == 10 and first.next_link
+    second = next(pages)  # the caller asks for the next page: it is done with the first
+    assert len(second.items) == 10 and second.items != kept
+    assert first.items == ([] if recycle else kept)
+    assert [json.loads(t) for t in first.texts] == kept  # the texts are never touched

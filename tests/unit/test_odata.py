@@ -57,3 +57,16 @@ def test_item_text_is_graphs_own_bytes():
 def test_malformed_pages_are_refused(bad):
     with pytest.raises(PageFormatError):
         parse_collection(bad)
+
+
+@given(
+    st.lists(st.dictionaries(st.text(max_size=6), json_values, max_size=4), max_size=6),
+    st.lists(st.integers(), max_size=8),
+)
+def test_a_spent_list_is_emptied_one_element_per_item_and_changes_nothing_read(value, spent):
+    text = json.dumps({"value": value})
+    before = list(spent)
+    items, texts, _ = parse_collection(text, spent)
+    assert items == value and [json.loads(t) for t in texts] == value
+    # One element released per item read, from the end; what the page did not need stays.
+    assert spent == before[: max(0, len(before) - len(value))]

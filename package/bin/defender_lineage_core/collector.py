@@ -221,6 +221,7 @@ class Collection:
             self._filter_params(since, expand),
             follow=lambda page: self._follow(page, expand),
             fail_fast=fail_fast,
+            recycle=True,  # a page's items are written (or skipped) before the next page is asked for
         )
         for page in listing:
             self._take(page.items, page.texts)

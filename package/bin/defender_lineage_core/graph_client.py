@@ -247,6 +247,7 @@ class GraphClient:
         params: Dict[str, str],
         follow: Follow = follow_next_link,
         fail_fast: AbstractSet[int] = frozenset(),
+        recycle: bool = False,
     ) -> Iterator[Page]:
         """Every page of a listing. After each page ``follow`` names the next request: by default
         ``@odata.nextLink`` as an opaque URL; the collector restarts the filter instead where it can.
@@ -256,6 +257,10 @@ class GraphClient:
         than in turn. Only the download runs on the prefetch thread: the page is parsed on the
         caller's, so that two threads never compete for the interpreter over CPU work. A caller
         that stops early costs at most that one prefetched page.
+
+        ``recycle``: the caller is done with a page when it asks for the next one. Its ``items`` list
+        is then emptied while the next page is parsed, so the next page reuses its memory
+        (``odata.parse_collection`` says why that matters); its ``texts`` are left alone.
         """
         page = self.get_page(self.resource_url(resource), resource, params, fail_fast)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="graph-prefetch") as prefetch:
@@ -269,11 +274,12 @@ class GraphClient:
                 yield page
                 if upcoming is None:
                     return
-                page = self._parse_page(upcoming.result(), resource)
+                spent = page.items if recycle else None
+                page = self._parse_page(upcoming.result(), resource, spent)
 
-    def _parse_page(self, response: requests.Response, resource: str) -> Page:
+    def _parse_page(self, response: requests.Response, resource: str, spent: Optional[List[Any]] = None) -> Page:
         try:
-            items, texts, next_link = parse_collection(response.content.decode("utf-8"))
+            items, texts, next_link = parse_collection(response.content.decode("utf-8"), spent)
         except (UnicodeDecodeError, PageFormatError) as exc:
             raise MalformedResponse(
                 f"Graph answered {resource} with HTTP {response.status_code} but the body is not a JSON page "
