@@ -58,7 +58,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     # What it served, for benchmarks that run it in its own process.
     tokens = sum(1 for r in sim.requests if r.path.endswith("/token"))
     hunting = len(sim.hunting_requests())
-    sys.stdout.write(json.dumps({"requests": len(sim.requests), "tokens": tokens, "hunting": hunting}) + "\n")
+    rows = sim.hunting_tables.rows_served if hunting else 0
+    served = {"requests": len(sim.requests), "tokens": tokens, "hunting": hunting, "hunting_rows": rows}
+    sys.stdout.write(json.dumps(served) + "\n")
     sys.stdout.flush()
     return 0
 

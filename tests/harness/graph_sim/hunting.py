@@ -276,6 +276,7 @@ class HuntingTables:
         self.origin = tenant.anchor_ticks - DEFAULT_SPAN
         self._cycle_start = 0.0
         self._cycle_used = 0
+        self.rows_served = 0  # rows in successful answers, for benchmarks
 
     # ------------------------------------------------------------------ alert tables
     def _alert_tables(self) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]]]:
@@ -508,6 +509,7 @@ class HuntingTables:
                 break
             parts.append(text)
             size += len(text) + 1
+        self.rows_served += len(parts)
         return head + b",".join(parts) + b"]}"
 
     def _time_out(self) -> None:
