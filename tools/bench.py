@@ -301,7 +301,9 @@ def main() -> int:
         f"each in a process of their own, request budget off; after one untimed run, which leaves the add-on's "
         f"bytecode as splunkd's Python does)\n\n{backfill}\n\n"
         f"**Advanced hunting: one 100,000-row window through the built `defender_hunting` input** "
-        f"(simulator in its own process, budgets off)\n\n{hunting}\n\n"
+        f"(simulator in its own process, budgets off). The window's edges fall with the clock, so it holds 99,99x "
+        f"to 100,000 rows; at 100,000 (Graph's cap) an answer may be truncated, so the input splits the window "
+        f"and asks again: rows served then counts the answer it set aside as well.\n\n{hunting}\n\n"
         f"**`defenderlineage` over the chunked protocol**\n\n{command}\n"
     )
     print(report)
