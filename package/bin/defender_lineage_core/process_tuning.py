@@ -14,9 +14,10 @@ collected within a page or so.
 glibc malloc. A page allocates and frees ~15 MB in buffers of a few KB to a few MB (the body, its
 text, each item's text, the page's XML). glibc hands the memory back to the kernel as soon as the
 top of its heap is more than 128 KB free, and serves buffers above a moving threshold with their own
-mmap, so the next page faults the same memory in again, one zeroed 4 KB page at a time: ~20,000
-page faults per 10,000 alerts, ~14% of a backfill's CPU in the kernel (perf). Keeping freed memory
-for the process's short life removes them. The cost is bounded by what the run had in use at its
+mmap, so the next page faults the same memory in again, one zeroed 4 KB page at a time. Page faults
+were ~14% of a backfill's CPU, in the kernel (perf, ~44,000 for 10,000 alerts); keeping freed memory
+for the process's short life removes 12,000 to 15,000 of them (``odata.parse_collection`` removes
+many of the others, CPython's own). The cost is bounded by what the run had in use at its
 peak (memory is kept, not added) and ends when the run's process exits; `make bench` shows the peak
 RSS of a 100,000-alert backfill within a few percent of a 10,000-alert one.
 """
