@@ -19,10 +19,9 @@ from defender_lineage_eventstream import start_stream, xml_text
 from solnlib import log
 from splunklib import modularinput as smi
 
-from defender_lineage_core import process_tuning
 from defender_lineage_core import settings as cfg
 from defender_lineage_core.budget import shared_budget
-from defender_lineage_core.errors import ConfigError, DefenderLineageError
+from defender_lineage_core.errors import ConfigError
 from defender_lineage_core.graph_client import TIMEOUT_ENV, timeout_from_environment
 from defender_lineage_core.hunting import (
     HUNTING_TIMEOUT_SECONDS,
@@ -37,7 +36,7 @@ from defender_lineage_core.hunting import (
     parse_lookback,
 )
 from defender_lineage_core.timestamps import TICKS_PER_SECOND, epoch_seconds, now_ticks
-from defender_lineage_modinput import SplunkSettings, _attach_budget, graph_client, logger_for, source_for
+from defender_lineage_modinput import SplunkSettings, _attach_budget, graph_client, logger_for, run_stanzas, source_for
 
 INPUT_TYPE = "defender_hunting"
 # Test knobs in splunkd's environment (not settings): smaller caps so the simulator can show a split.
@@ -89,18 +88,11 @@ def _int_env(name: str) -> Optional[int]:
 
 def stream_events(inputs: smi.InputDefinition, event_writer: smi.EventWriter) -> None:
     logger = logger_for(INPUT_TYPE)
-    process_tuning.tune_for_bulk_parsing()  # the process is this input's alone: see process_tuning.py
-    for stanza, params in inputs.inputs.items():
-        name = stanza.split("://", 1)[-1]
-        try:
-            run_hunting(inputs.metadata, params, name, event_writer, logger)
-        except DefenderLineageError as exc:
-            # One line per failed run (a bad query included), naming the input; no secrets in it.
-            logger.error(
-                'run_failed input=%s://%s error_type=%s message="%s"', INPUT_TYPE, name, type(exc).__name__, exc
-            )
-        except Exception as exc:
-            log.log_exception(logger, exc, "collection", msg_before=f"run_failed input={INPUT_TYPE}://{name}")
+
+    def run(metadata: Dict[str, Any], params: Dict[str, Any], name: str) -> None:
+        run_hunting(metadata, params, name, event_writer, logger)  # a bad query fails its run, named
+
+    run_stanzas(inputs, INPUT_TYPE, run, logger)
 
 
 def run_hunting(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 from urllib.parse import urlsplit
 
 from defender_lineage_eventstream import EventSink
@@ -124,19 +124,32 @@ def stream_events(
     inputs: smi.InputDefinition, event_writer: smi.EventWriter, input_type: str, spec: ResourceSpec
 ) -> None:
     logger = logger_for(input_type)
+
+    def run(metadata: Dict[str, Any], params: Dict[str, Any], name: str) -> None:
+        run_one(metadata, params, input_type, name, spec, event_writer, logger)
+
+    run_stanzas(inputs, input_type, run, logger)
+
+
+def run_stanzas(
+    inputs: smi.InputDefinition,
+    input_type: str,
+    run: Callable[[Dict[str, Any], Dict[str, Any], str], Any],
+    logger: logging.Logger,
+) -> None:
+    """``run(metadata, params, name)`` for each stanza of the input definition (splunkd sends one).
+
+    A failed run logs one ``run_failed`` line that an admin can act on (no secrets in it) and does
+    not stop the next stanza.
+    """
     process_tuning.tune_for_bulk_parsing()  # the process is this input's alone: see process_tuning.py
     for stanza, params in inputs.inputs.items():
         name = stanza.split("://", 1)[-1]
         try:
-            run_one(inputs.metadata, params, input_type, name, spec, event_writer, logger)
+            run(inputs.metadata, params, name)
         except DefenderLineageError as exc:
-            # One line per failed run, written so that an admin can act on it; no secrets in it.
             logger.error(
-                'run_failed input=%s://%s error_type=%s message="%s"',
-                input_type,
-                name,
-                type(exc).__name__,
-                exc,
+                'run_failed input=%s://%s error_type=%s message="%s"', input_type, name, type(exc).__name__, exc
             )
         except Exception as exc:
             log.log_exception(logger, exc, "collection", msg_before=f"run_failed input={input_type}://{name}")
