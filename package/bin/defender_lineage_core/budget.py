@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable, Dict, Mapping, Optional, Tuple
+from typing import Callable, Dict, Iterable, Mapping, Optional, Tuple
 
 from .errors import DefenderLineageError
 
@@ -166,16 +166,32 @@ def count_sharing_inputs(
     stanzas by name (only ``tenant_id`` and ``client_id`` are read). The running input always counts,
     even when splunkd did not list it, so the result is at least 1.
     """
-    key = (tenant_id.strip().lower(), client_id.strip().lower())
+    return count_enabled_inputs(input_stanzas, accounts, INPUT_TYPES, own_stanza, tenant_id, client_id)
+
+
+def count_enabled_inputs(
+    input_stanzas: Mapping[str, Mapping[str, object]],
+    accounts: Mapping[str, Mapping[str, object]],
+    input_types: Iterable[str],
+    own_stanza: str,
+    tenant_id: str,
+    client_id: Optional[str] = None,
+) -> int:
+    """Enabled inputs of ``input_types`` whose account is in ``tenant_id`` (and, when ``client_id`` is
+    given, is that app registration); at least 1, the running input ``own_stanza``."""
+
+    def same(value: object, wanted: str) -> bool:
+        return str(value or "").strip().lower() == wanted.strip().lower()
+
     owners = {
         name
         for name, fields in accounts.items()
-        if (str(fields.get("tenant_id") or "").strip().lower(), str(fields.get("client_id") or "").strip().lower())
-        == key
+        if same(fields.get("tenant_id"), tenant_id) and (client_id is None or same(fields.get("client_id"), client_id))
     }
+    types = frozenset(input_types)
     sharing = {own_stanza}
     for name, fields in input_stanzas.items():
-        if name.split("://", 1)[0] not in INPUT_TYPES or "://" not in name:
+        if "://" not in name or name.split("://", 1)[0] not in types:
             continue
         if _is_true(fields.get("disabled")):
             continue

@@ -53,7 +53,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
-from .budget import DeadlineReached, RequestBudget, per_minute_from_environment
+from .budget import DeadlineReached, RequestBudget, count_enabled_inputs, per_minute_from_environment
 from .errors import GraphError, MalformedResponse, graph_error
 from .graph_client import GraphClient
 from .timestamps import TICKS_PER_SECOND, format_instant, parse_instant
@@ -141,17 +141,7 @@ def count_hunting_inputs(
 ) -> int:
     """Enabled ``defender_hunting`` inputs whose account is in this tenant (any app registration):
     the hunting quota is the tenant's. At least 1 (the running input)."""
-    tenant = tenant_id.strip().lower()
-    owners = {n for n, f in accounts.items() if str(f.get("tenant_id") or "").strip().lower() == tenant}
-    sharing = {own_stanza}
-    for name, fields in input_stanzas.items():
-        if not name.startswith("defender_hunting://"):
-            continue
-        if str(fields.get("disabled")).strip().lower() in ("1", "true", "yes", "t", "y", "on"):
-            continue
-        if str(fields.get("account") or "").strip() in owners:
-            sharing.add(name)
-    return len(sharing)
+    return count_enabled_inputs(input_stanzas, accounts, ("defender_hunting",), own_stanza, tenant_id)
 
 
 # -- windows ---------------------------------------------------------------------------------------
