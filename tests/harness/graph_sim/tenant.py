@@ -360,6 +360,69 @@ _DETERMINATIONS = {
 }
 
 
+def alert_fields(
+    alert_id: str,
+    provider_id: str,
+    incident_id: Optional[str],
+    prof: Any,
+    kind: Any,
+    detector_id: str,
+    tenant_id: str,
+    *,
+    created: str,
+    last_update: Optional[str],
+    first_activity: str,
+    last_activity: str,
+    recommended_actions: Optional[str] = None,
+    investigation_state: str = "unsupportedAlertType",
+    alert_policy_id: Optional[str] = None,
+    custom_details: Optional[Dict[str, Any]] = None,
+    system_tags: Optional[List[str]] = None,
+) -> Dict[str, Any]:
+    """An alert's properties in Graph's order, without ``evidence``: a new alert (status ``new``,
+    unassigned, unclassified). Both builders start from it; the key order is what Graph sends."""
+    return {
+        "@odata.type": "#microsoft.graph.security.alert",
+        "id": alert_id,
+        "providerAlertId": provider_id,
+        "incidentId": incident_id,
+        "status": "new",
+        "severity": kind.severity,
+        "classification": None,
+        "determination": None,
+        "serviceSource": prof.service,
+        "detectionSource": prof.detection,
+        "productName": prof.product,
+        "detectorId": detector_id,
+        "tenantId": tenant_id,
+        "title": kind.title,
+        "description": kind.description,
+        "recommendedActions": recommended_actions,
+        "category": kind.category,
+        "categories": [kind.category],
+        "assignedTo": None,
+        "alertWebUrl": f"https://security.microsoft.com/alerts/{alert_id}?tid={tenant_id}",
+        "incidentWebUrl": None
+        if incident_id is None
+        else f"https://security.microsoft.com/incidents/{incident_id}?tid={tenant_id}",
+        "actorDisplayName": None,
+        "threatDisplayName": kind.threat,
+        "threatFamilyName": kind.family,
+        "mitreTechniques": list(kind.mitre),
+        "createdDateTime": created,
+        "lastUpdateDateTime": last_update,
+        "firstActivityDateTime": first_activity,
+        "lastActivityDateTime": last_activity,
+        "resolvedDateTime": None,
+        "investigationState": investigation_state,
+        "alertPolicyId": alert_policy_id,
+        "additionalData": {},
+        "customDetails": {} if custom_details is None else custom_details,
+        "systemTags": [] if system_tags is None else system_tags,
+        "comments": [],
+    }
+
+
 class _Builder:
     """Builds the default tenant by playing incident timelines and snapshotting every change."""
 
@@ -461,47 +524,27 @@ class _Builder:
         is_mde = prof.service == "microsoftDefenderForEndpoint"
         system_tags = ["Defender Experts"] if prof.detection == "microsoftThreatExperts" else []
         return {
-            "@odata.type": "#microsoft.graph.security.alert",
-            "id": alert_id,
-            "providerAlertId": provider_id,
-            "incidentId": incident_id,
-            "status": "new",
-            "severity": kind.severity,
-            "classification": None,
-            "determination": None,
-            "serviceSource": prof.service,
-            "detectionSource": prof.detection,
-            "productName": prof.product,
-            "detectorId": C.detector_id(profile_key, kind.title),
-            "tenantId": tid,
-            "title": kind.title,
-            "description": kind.description,
-            "recommendedActions": "1. Review the evidence and the affected entities.\n2. Contain the "
-            "affected user or device if the activity is not expected.\n3. Classify the alert.",
-            "category": kind.category,
-            "categories": [kind.category],
-            "assignedTo": None,
-            "alertWebUrl": f"https://security.microsoft.com/alerts/{alert_id}?tid={tid}",
-            "incidentWebUrl": None
-            if incident_id is None
-            else f"https://security.microsoft.com/incidents/{incident_id}?tid={tid}",
-            "actorDisplayName": None,
-            "threatDisplayName": kind.threat,
-            "threatFamilyName": kind.family,
-            "mitreTechniques": list(kind.mitre),
-            "createdDateTime": format_ticks(created),
-            "lastUpdateDateTime": None,
-            "firstActivityDateTime": format_ticks(first_act, trim=True),
-            "lastActivityDateTime": format_ticks(last_act, trim=True),
-            "resolvedDateTime": None,
-            "investigationState": rng.choice(("running", "queued")) if is_mde else "unsupportedAlertType",
-            "alertPolicyId": C.detector_id("policy", kind.title)
-            if prof.service in ("microsoftDefenderForOffice365", "dataLossPrevention", "microsoftAppGovernance")
-            else None,
-            "additionalData": {},
-            "customDetails": {"EncodedCommandLength": "4096"} if prof.detection == "customDetection" else {},
-            "systemTags": system_tags,
-            "comments": [],
+            **alert_fields(
+                alert_id,
+                provider_id,
+                incident_id,
+                prof,
+                kind,
+                C.detector_id(profile_key, kind.title),
+                tid,
+                created=format_ticks(created),
+                last_update=None,
+                first_activity=format_ticks(first_act, trim=True),
+                last_activity=format_ticks(last_act, trim=True),
+                recommended_actions="1. Review the evidence and the affected entities.\n2. Contain the "
+                "affected user or device if the activity is not expected.\n3. Classify the alert.",
+                investigation_state=rng.choice(("running", "queued")) if is_mde else "unsupportedAlertType",
+                alert_policy_id=C.detector_id("policy", kind.title)
+                if prof.service in ("microsoftDefenderForOffice365", "dataLossPrevention", "microsoftAppGovernance")
+                else None,
+                custom_details={"EncodedCommandLength": "4096"} if prof.detection == "customDetection" else {},
+                system_tags=system_tags,
+            ),
             "evidence": evidence,
         }
 
@@ -872,46 +915,19 @@ class _BulkBuilder:
             ev_created = format_ticks(created + rng.randrange(TPS // 2)).encode()
             template = pool[key][rng.randrange(self.POOL_PER_PROFILE)]
             analyst = ANALYSTS[alert_no % 3]
-            top: Dict[str, Any] = {
-                "@odata.type": "#microsoft.graph.security.alert",
-                "id": alert_id,
-                "providerAlertId": provider_id,
-                "incidentId": this_inc,
-                "status": "new",
-                "severity": kind.severity,
-                "classification": None,
-                "determination": None,
-                "serviceSource": prof.service,
-                "detectionSource": prof.detection,
-                "productName": prof.product,
-                "detectorId": C.detector_id(key, kind.title),
-                "tenantId": tid,
-                "title": kind.title,
-                "description": kind.description,
-                "recommendedActions": None,
-                "category": kind.category,
-                "categories": [kind.category],
-                "assignedTo": None,
-                "alertWebUrl": f"https://security.microsoft.com/alerts/{alert_id}?tid={tid}",
-                "incidentWebUrl": None
-                if this_inc is None
-                else f"https://security.microsoft.com/incidents/{this_inc}?tid={tid}",
-                "actorDisplayName": None,
-                "threatDisplayName": kind.threat,
-                "threatFamilyName": kind.family,
-                "mitreTechniques": list(kind.mitre),
-                "createdDateTime": created_s,
-                "lastUpdateDateTime": created_s,
-                "firstActivityDateTime": created_s,
-                "lastActivityDateTime": created_s,
-                "resolvedDateTime": None,
-                "investigationState": "unsupportedAlertType",
-                "alertPolicyId": None,
-                "additionalData": {},
-                "customDetails": {},
-                "systemTags": [],
-                "comments": [],
-            }
+            top = alert_fields(
+                alert_id,
+                provider_id,
+                this_inc,
+                prof,
+                kind,
+                C.detector_id(key, kind.title),
+                tid,
+                created=created_s,
+                last_update=created_s,
+                first_activity=created_s,
+                last_activity=created_s,
+            )
             repl = repls[key]
             t = created
             trim = alert_no % 2 == 0 and not shared
