@@ -46,12 +46,12 @@ from defender_lineage_core.incident_store import (  # noqa: E402
     docs_from_incident,
 )
 from defender_lineage_core.lineage import OUTPUT_FIELDS  # noqa: E402
+from tests.fixture_paths import SAMPLES  # noqa: E402
 from tests.harness.pycache import bytecode_env  # noqa: E402
 from tests.harness.scp_driver import csv_to_records, encode_chunk, getinfo_metadata, read_chunk, records_to_csv  # noqa: E402
 from tests.harness.searchtime import extract, load_props  # noqa: E402
 from tests.harness.splunkd_standin import SplunkdStandin  # noqa: E402
 
-SAMPLES = ROOT.parent / "shared/reference/samples"
 TENANT = "4a1f0c2e-9b7d-4c3a-8e55-2f6d1b0a9c31"
 ALERTS_PER_INCIDENT = 5  # consecutive alerts share an incident: every chunk names 200 new incidents
 FIELDS = (*OUTPUT_FIELDS, *INCIDENT_OUTPUT_FIELDS)

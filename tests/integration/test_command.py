@@ -13,6 +13,7 @@ import pytest
 
 from defender_lineage_core.incident_store import INCIDENT_OUTPUT_FIELDS
 from defender_lineage_core.lineage import OUTPUT_FIELDS
+from tests.fixture_paths import SAMPLES
 from tests.harness.scp_driver import CommandResult, run_command
 from tests.integration.conftest import INTERPRETERS
 
@@ -20,7 +21,6 @@ pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 ADDON = REPO / "output" / "TA-defender-lineage"
-SAMPLES = REPO.parent / "shared/reference/samples"
 TENANT = "4a1f0c2e-9b7d-4c3a-8e55-2f6d1b0a9c31"
 
 
@@ -43,10 +43,7 @@ def addon() -> Path:
 
 
 def _sample(name: str) -> str:
-    path = SAMPLES / name
-    if not path.exists():
-        pytest.skip(f"sample {path} not found (shared/ must sit beside the repo)")
-    return path.read_text(encoding="utf-8")
+    return (SAMPLES / name).read_text(encoding="utf-8")
 
 
 def _alert_record(raw: str, extracted: bool = True) -> dict[str, Any]:

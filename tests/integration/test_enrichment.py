@@ -16,6 +16,7 @@ from defender_lineage_core.incident_store import (
     docs_from_incident,
 )
 from defender_lineage_core.lineage import OUTPUT_FIELDS
+from tests.fixture_paths import SAMPLES
 from tests.harness.scp_driver import CommandResult, run_command
 from tests.harness.splunkd_standin import SplunkdStandin
 from tests.integration.conftest import scan_for_secrets
@@ -23,17 +24,13 @@ from tests.integration.conftest import scan_for_secrets
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-SAMPLES = REPO.parent / "shared/reference/samples"
 TENANT = "4a1f0c2e-9b7d-4c3a-8e55-2f6d1b0a9c31"
 OTHER = "0b7e5d1c-1111-4c3a-8e55-2f6d1b0a9c99"
 STORE_PATH = f"storage/collections/data/{COLLECTION}"
 
 
 def _sample(name: str) -> Dict[str, Any]:
-    path = SAMPLES / name
-    if not path.exists():
-        pytest.skip(f"sample {path} not found (shared/ must sit beside the repo)")
-    return json.loads(path.read_text(encoding="utf-8"))
+    return json.loads((SAMPLES / name).read_text(encoding="utf-8"))
 
 
 @pytest.fixture

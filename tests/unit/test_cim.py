@@ -16,6 +16,7 @@ from typing import Any, Dict, Iterator, List, Optional
 
 import pytest
 
+from tests.fixture_paths import SAMPLES
 from tests.harness.graph_sim.tenant import SyntheticTenant
 from tests.harness.searchtime import (
     UnsupportedProps,
@@ -27,7 +28,6 @@ from tests.harness.searchtime import (
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT = ROOT / "package" / "default"
-SAMPLES = ROOT.parent / "shared" / "reference" / "samples"  # shared/ sits beside the clone
 ALERT = "ms:defender:graph:alert"
 INCIDENT = "ms:defender:graph:incident"
 
@@ -64,10 +64,7 @@ def compact(item: Dict[str, Any]) -> str:
 
 
 def sample(name: str) -> Dict[str, Any]:
-    path = SAMPLES / name
-    if not path.exists():
-        pytest.skip(f"reference sample {path} not available")
-    data: Dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    data: Dict[str, Any] = json.loads((SAMPLES / name).read_text(encoding="utf-8"))
     return data
 
 

@@ -17,6 +17,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 import pytest
 import requests
 
+from tests.fixture_paths import SAMPLES
 from tests.harness.graph_sim import DEFAULT_ROLES, GraphSimulator, SyntheticTenant
 from tests.harness.graph_sim.catalog import (
     DETECTION_SOURCES_GATED,
@@ -470,13 +471,8 @@ def test_tenant_coverage(tenant: SyntheticTenant) -> None:
         assert x["lastUpdateDateTime"].endswith("Z")
     for inc in incidents.values():
         assert inc["@odata.type"] == "#microsoft.graph.security.incident" and inc["id"].isdigit()
-    sample = (
-        json.loads((REPO.parent / "shared/reference/samples/alert_v2.json").read_text())
-        if (REPO.parent / "shared/reference/samples/alert_v2.json").exists()
-        else None
-    )
-    if sample is not None:
-        assert set(alerts[0]) == set(sample)
+    sample = json.loads((SAMPLES / "alert_v2.json").read_text())
+    assert set(alerts[0]) == set(sample)
     # the per-version luds mix 7-digit and trimmed fractions
     fracs = {len(lud.split(".")[1]) - 1 if "." in lud else 0 for _, lud, _ in tenant.alert_versions()}
     assert 7 in fracs and len(fracs) > 2

@@ -32,9 +32,9 @@ from defender_lineage_core.incident_store import (
     store_query,
 )
 from defender_lineage_core.lineage import place
+from tests.fixture_paths import SAMPLES
 
 REPO = Path(__file__).resolve().parents[2]
-SAMPLES = REPO.parent / "shared/reference/samples"
 DEFAULT = REPO / "package" / "default"
 TENANT = "4a1f0c2e-9b7d-4c3a-8e55-2f6d1b0a9c31"
 OTHER = "0b7e5d1c-1111-4c3a-8e55-2f6d1b0a9c99"
@@ -42,10 +42,7 @@ ALERT_ID = "da638912345678901234_-1284567890"
 
 
 def _sample(name: str) -> dict[str, Any]:
-    path = SAMPLES / name
-    if not path.exists():
-        pytest.skip(f"sample {path} not found (shared/ must sit beside the repo)")
-    return json.loads(path.read_text(encoding="utf-8"))
+    return json.loads((SAMPLES / name).read_text(encoding="utf-8"))
 
 
 class FakeStore:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,17 +12,14 @@ from hypothesis import strategies as st
 
 from defender_lineage_core import taxonomy
 from defender_lineage_core.lineage import OUTPUT_FIELDS, place
+from tests.fixture_paths import SAMPLES
 
-SAMPLES = Path(__file__).resolve().parents[2].parent / "shared/reference/samples"
 TENANT = "4a1f0c2e-9b7d-4c3a-8e55-2f6d1b0a9c31"
 ALERT_ID = "da638912345678901234_-1284567890"
 
 
 def _sample(name: str) -> dict[str, Any]:
-    path = SAMPLES / name
-    if not path.exists():
-        pytest.skip(f"sample {path} not found (shared/ must sit beside the repo)")
-    return json.loads(path.read_text(encoding="utf-8"))
+    return json.loads((SAMPLES / name).read_text(encoding="utf-8"))
 
 
 @pytest.fixture

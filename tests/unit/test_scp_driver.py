@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import gzip
 import io
-from pathlib import Path
 
 import pytest
 
+from tests.fixture_paths import RECORDINGS
 from tests.harness.scp_driver import (
     csv_to_records,
     decode_mv,
@@ -16,17 +16,13 @@ from tests.harness.scp_driver import (
     records_to_csv,
 )
 
-RECORDINGS = Path(__file__).resolve().parents[2].parent / "shared/reference/recordings"
 # The recording's getinfo metadata was re-serialised by the SDK's recorder with json's default
 # separators; the execute chunks are splunkd's own compact JSON.
 RECORDER_SEPARATORS = (", ", ": ")
 
 
 def _recording(name: str) -> bytes:
-    path = RECORDINGS / name
-    if not path.exists():
-        pytest.skip(f"recording {path} not found (shared/ must sit beside the repo)")
-    data = path.read_bytes()
+    data = (RECORDINGS / name).read_bytes()
     return gzip.decompress(data) if name.endswith(".gz") else data
 
 

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from defender_lineage_core import taxonomy as tx
+from tests.fixture_paths import GRAPH_REFERENCE
 
-REFERENCE = Path(__file__).resolve().parents[2].parent / "shared/reference/graph-security-api.md"
+REFERENCE = GRAPH_REFERENCE
 
 # §1.3 of the reference, in CSDL order.
 GRAPH_SERVICES = [
@@ -195,8 +195,6 @@ def _row_tokens(cell: str) -> list[list[str]]:
 
 
 def _section_rows(heading: str) -> list[tuple[str, str, str, str]]:
-    if not REFERENCE.exists():
-        pytest.skip(f"reference not found at {REFERENCE} (shared/ must sit beside the repo)")
     text = REFERENCE.read_text(encoding="utf-8")
     section = text.split("### 5.3", 1)[1].split("###", 1)[0]
     block = section.split(f"**{heading}**", 1)[1].split("**", 1)[0]
