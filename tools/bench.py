@@ -11,7 +11,7 @@
 2. The search command (tools/bench_command.py): defenderlineage against a splunklib no-op and a
    constant-fields command, with incidents=false and incidents=true.
 
-`--update-readme` writes the tables between the bench markers in README.md.
+`--update-docs` writes the tables between the bench markers in docs/performance.md.
 """
 
 from __future__ import annotations
@@ -276,7 +276,8 @@ def main() -> int:
     parser.add_argument("--addon", type=Path, default=ROOT / "output" / "TA-defender-lineage")
     parser.add_argument("--python", default=None, help="interpreter that runs the add-on (default: Python 3.9)")
     parser.add_argument("--one-backfill", type=int, default=0, help=argparse.SUPPRESS)
-    parser.add_argument("--update-readme", action="store_true")
+    # --update-readme: the old name, from when the figures lived in README.md.
+    parser.add_argument("--update-docs", "--update-readme", dest="update_docs", action="store_true")
     args = parser.parse_args()
     python = args.python or _find_python("3.9") or sys.executable
     if args.one_backfill:
@@ -307,14 +308,14 @@ def main() -> int:
         f"**`defenderlineage` over the chunked protocol**\n\n{command}\n"
     )
     print(report)
-    if args.update_readme:
-        readme = ROOT / "README.md"
-        text = readme.read_text()
+    if args.update_docs:
+        page = ROOT / "docs" / "performance.md"
+        text = page.read_text()
         start, end = "<!-- bench:start -->", "<!-- bench:end -->"
         head, rest = text.split(start, 1)
         _, tail = rest.split(end, 1)
-        readme.write_text(f"{head}{start}\n{report}{end}{tail}")
-        print("README.md updated")
+        page.write_text(f"{head}{start}\n{report}{end}{tail}")
+        print("docs/performance.md updated")
     return 0
 
 
