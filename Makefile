@@ -17,10 +17,12 @@ SRC_FILES  := $(shell find package globalConfig.json -type f -not -path '*/__pyc
 .PHONY: help venv build package lint typecheck unit integration runtime appinspect test demo bench clean lock
 
 help:
-	@echo "make demo    - build, start the Graph simulator and splunkd stand-in, run both inputs, pipe events through defenderlineage"
+	@echo "make demo    - build, start the Graph simulator and splunkd stand-in, run the three inputs"
+	@echo "               (alerts, incidents, hunting), pipe their events through defenderlineage"
 	@echo "make test    - lint, type-check, unit, integration (built add-on, Python 3.9 and 3.13), package, AppInspect"
 	@echo "make bench   - throughput figures (side-by-side ratios)"
 	@echo "make build   - $(OUT)/    make package - $(PKG)"
+	@echo "Needs Python 3.11 (tools) and 3.9 (REQUIRED: lib/ is built with it); a missing 3.13 only skips its runtime tests."
 
 $(VENV)/.installed: requirements-dev.txt
 	@test -n "$(PY311)" || { echo "python3.11 not found"; exit 1; }
