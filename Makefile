@@ -79,7 +79,7 @@ test: lint typecheck build
 	$(MAKE) --no-print-directory appinspect
 
 demo: build
-	$(VPY) tools/demo.py --addon $(OUT) --python "$(or $(PY39),$(PY313))"
+	@$(VPY) tools/demo.py --addon $(OUT) --python "$(or $(PY39),$(PY313))"
 
 bench: build
 	$(VPY) tools/bench.py --addon $(OUT)
