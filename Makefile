@@ -38,7 +38,7 @@ $(BUILD_VENV)/.created:
 	$(PY39) -m venv $(BUILD_VENV)
 	touch $@
 
-$(OUT)/.built: $(VENV)/.installed $(BUILD_VENV)/.created $(SRC_FILES)
+$(OUT)/.built: $(VENV)/.installed $(BUILD_VENV)/.created $(SRC_FILES) tools/postbuild_check.py
 	rm -rf $(OUT)
 	$(VENV)/bin/ucc-gen build --source package --config globalConfig.json --ta-version $(VERSION) \
 	  --python-binary-name "$(CURDIR)/$(BUILD_VENV)/bin/python" --pip-version 25.2 \
@@ -51,7 +51,7 @@ $(OUT)/.built: $(VENV)/.installed $(BUILD_VENV)/.created $(SRC_FILES)
 
 build: $(OUT)/.built
 
-$(PKG): $(OUT)/.built
+$(PKG): $(OUT)/.built tools/make_package.py
 	mkdir -p dist
 	rm -f $(PKG)
 	$(VPY) tools/make_package.py $(OUT) $(PKG)
