@@ -17,10 +17,12 @@ SRC_FILES  := $(shell find package globalConfig.json -type f -not -path '*/__pyc
 .PHONY: help venv build package lint typecheck unit integration runtime appinspect test demo bench clean lock
 
 help:
-	@echo "make demo    - build, start the Graph simulator and splunkd stand-in, run both inputs, pipe events through defenderlineage"
+	@echo "make demo    - build, start the Graph simulator and splunkd stand-in, run the three inputs"
+	@echo "               (alerts, incidents, hunting), pipe their events through defenderlineage"
 	@echo "make test    - lint, type-check, unit, integration (built add-on, Python 3.9 and 3.13), package, AppInspect"
 	@echo "make bench   - throughput figures (side-by-side ratios)"
 	@echo "make build   - $(OUT)/    make package - $(PKG)"
+	@echo "Needs Python 3.11 (tools) and 3.9 (REQUIRED: lib/ is built with it); a missing 3.13 only skips its runtime tests."
 
 $(VENV)/.installed: requirements-dev.txt
 	@test -n "$(PY311)" || { echo "python3.11 not found"; exit 1; }
@@ -36,7 +38,7 @@ $(BUILD_VENV)/.created:
 	$(PY39) -m venv $(BUILD_VENV)
 	touch $@
 
-$(OUT)/.built: $(VENV)/.installed $(BUILD_VENV)/.created $(SRC_FILES)
+$(OUT)/.built: $(VENV)/.installed $(BUILD_VENV)/.created $(SRC_FILES) tools/postbuild_check.py
 	rm -rf $(OUT)
 	$(VENV)/bin/ucc-gen build --source package --config globalConfig.json --ta-version $(VERSION) \
 	  --python-binary-name "$(CURDIR)/$(BUILD_VENV)/bin/python" --pip-version 25.2 \
@@ -49,7 +51,7 @@ $(OUT)/.built: $(VENV)/.installed $(BUILD_VENV)/.created $(SRC_FILES)
 
 build: $(OUT)/.built
 
-$(PKG): $(OUT)/.built
+$(PKG): $(OUT)/.built tools/make_package.py
 	mkdir -p dist
 	rm -f $(PKG)
 	$(VPY) tools/make_package.py $(OUT) $(PKG)
@@ -77,7 +79,7 @@ test: lint typecheck build
 	$(MAKE) --no-print-directory appinspect
 
 demo: build
-	$(VPY) tools/demo.py --addon $(OUT) --python "$(or $(PY39),$(PY313))"
+	@$(VPY) tools/demo.py --addon $(OUT) --python "$(or $(PY39),$(PY313))"
 
 bench: build
 	$(VPY) tools/bench.py --addon $(OUT)

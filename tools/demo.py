@@ -1,10 +1,11 @@
 """`make demo`: the add-on's main job end to end on the bundled Graph simulator.
 
-Starts the Graph simulator and the splunkd stand-in on loopback, runs the BUILT defender_alerts
-and defender_incidents inputs as splunkd would, gives their events the search-time fields of the
-shipped props.conf, pipes them through the BUILT defenderlineage command over the chunked
-protocol, and prints the blog's search as a table plus a sample of lineage-enriched events.
-Exits non-zero when any step fails.
+Starts the Graph simulator and the splunkd stand-in on loopback, runs the three BUILT inputs
+(defender_alerts, defender_incidents, and defender_hunting with an AlertInfo query) as splunkd
+would, gives their events the search-time fields of the shipped props.conf, pipes them through the
+BUILT defenderlineage command over the chunked protocol, and prints the blog's search plus a sample
+of lineage-enriched events from the three layers (hunting, detection, incident). Every line fits
+120 columns (tools/demo_layout.py). Exits non-zero when any step fails.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from tests.harness.graph_sim import GraphSimulator, SyntheticTenant  # noqa: E40
 from tests.harness.pipeline import (  # noqa: E402
     events_to_records,
     install_app,
+    log_lines,
     run_input,
     seed_account,
     stats_values_by,
@@ -30,6 +32,7 @@ from tests.harness.pipeline import (  # noqa: E402
 )
 from tests.harness.scp_driver import run_command  # noqa: E402
 from tests.harness.splunkd_standin import SplunkdStandin  # noqa: E402
+from tools.demo_layout import WIDTH, table, values_blocks, wrap_fields, wrap_path, wrap_tokens  # noqa: E402
 
 BLOG_SPL = """index=main sourcetype="ms*"
 | stats values(source) as source, values(serviceSource) AS serviceSource,
@@ -41,16 +44,15 @@ def fail(message: str) -> int:
     return 1
 
 
-def table(rows: list[dict[str, list[str]]], columns: list[str], width: int = 70) -> str:
-    """A Splunk-style results table: multivalue cells stacked one value per line."""
-    cells = [[[v[:width] for v in row.get(c, [])] or [""] for c in columns] for row in rows]
-    widths = [max([len(c)] + [len(v) for r in cells for v in r[i]]) for i, c in enumerate(columns)]
-    out = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)), "  ".join("-" * w for w in widths)]
-    for r in cells:
-        for n in range(max(len(cell) for cell in r)):
-            out.append("  ".join((cell[n] if n < len(cell) else "").ljust(w) for cell, w in zip(r, widths)).rstrip())
-        out.append("")
-    return "\n".join(out)
+SOURCETYPES = {"ms:defender:graph:alert", "ms:defender:graph:incident", "ms:defender:graph:hunting"}
+LAYERS = {"hunting", "detection", "incident"}
+# The three inputs as an admin would configure them; the hunting query's rows carry the alerts' ids.
+INPUTS = (
+    ("defender_alerts", {"account": "demo_tenant"}),
+    ("defender_incidents", {"account": "demo_tenant", "expand_alerts": "1"}),
+    ("defender_hunting", {"account": "demo_tenant", "query": "AlertInfo", "lookback": "P7D"}),
+)
+LOG_INDENT = " " * 11
 
 
 def main() -> int:
@@ -60,22 +62,22 @@ def main() -> int:
     args = parser.parse_args()
     addon = args.addon.resolve()
     started = time.monotonic()
-    print(f"TA-defender-lineage demo: built add-on {addon.relative_to(ROOT)}, add-on interpreter {args.python}\n")
+    print("TA-defender-lineage demo")
+    print(f"    built add-on: {addon.relative_to(ROOT) if addon.is_relative_to(ROOT) else addon}")
+    print(f"    add-on interpreter: {args.python}\n")
     with tempfile.TemporaryDirectory(prefix="tadl-demo-") as tmp:
         work = Path(tmp)
         tenant = SyntheticTenant.generate(seed=7)
         with contextlib.ExitStack() as servers:
             sim = servers.enter_context(GraphSimulator(tenant, max_lifetime=600.0))
             sd = servers.enter_context(SplunkdStandin(work / "splunkd", max_lifetime=600.0))
-            print(f"[1/4] Graph simulator on {sim.base_url} (tenant {sim.tenant_id}); splunkd stand-in on {sd.uri}")
+            print(f"[1/4] Graph simulator on {sim.base_url} (tenant {sim.tenant_id})")
+            print(f"      splunkd stand-in on {sd.uri}")
             install_app(sd, addon)
             seed_account(sd, sim, "demo_tenant")
             sd.set_conf("ta_defender_lineage_settings", "logging", {"loglevel": "INFO"})
             events = []
-            for input_type, params in (
-                ("defender_alerts", {"account": "demo_tenant"}),
-                ("defender_incidents", {"account": "demo_tenant", "expand_alerts": "1"}),
-            ):
+            for input_type, params in INPUTS:
                 result = run_input(sd, work, input_type, "demo", params, args.python, addon=addon)
                 if result.returncode != 0 or not result.events:
                     print(result.stderr[-2000:], file=sys.stderr)
@@ -84,26 +86,21 @@ def main() -> int:
                 events.extend(result.events)
             if sd.unknown_calls:
                 return fail(f"the add-on called splunkd endpoints the stand-in does not know: {sd.unknown_calls}")
-            log_dir = work / "splunk_home" / "var" / "log" / "splunk"
-            summaries = [
-                line.split("|", 1)[-1].strip()
-                for f in sorted(log_dir.glob("ta_defender_lineage_*.log"))
-                for line in f.read_text().splitlines()
-                if "run_summary" in line
-            ]
+            summaries = [line.split("|", 1)[-1].strip() for line in log_lines(work) if "run_summary" in line]
             for line in summaries:
-                print(f"      log: {line[:200]}")
+                for n, part in enumerate(wrap_fields(line, WIDTH - len(LOG_INDENT), "  ")):
+                    print(("      log: " if n == 0 else LOG_INDENT) + part)
 
             records = events_to_records(events, addon)
             print("\n[3/4] The blog's search over the collected events:\n")
             print("    " + BLOG_SPL.replace("\n", "\n    ") + "\n")
             rows = stats_values_by(records, ["source", "serviceSource", "detectionSource"], ["index", "sourcetype"])
-            print(table(rows, ["index", "sourcetype", "source", "serviceSource", "detectionSource"]))
+            print(values_blocks(rows, ["index", "sourcetype"], ["source", "serviceSource", "detectionSource"]))
             services = {v for r in records for v in values_of(r, "serviceSource")}
             detections = {v for r in records for v in values_of(r, "detectionSource")}
-            sourcetypes = {r["sourcetype"] for r in records}
+            sourcetypes = {str(r["sourcetype"]) for r in records}
             print(
-                f"\n    {len(sourcetypes)} sourcetypes, {len(services)} distinct serviceSource, "
+                f"    {len(sourcetypes)} sourcetypes, {len(services)} distinct serviceSource, "
                 f"{len(detections)} distinct detectionSource"
             )
 
@@ -121,6 +118,7 @@ def main() -> int:
             enriched = lineage.records
             sample = _sample(enriched)
             columns = [
+                "#",
                 "lineage_layer",
                 "incident_id",
                 "incident_id_original",
@@ -131,18 +129,24 @@ def main() -> int:
                 "incident_alert_count",
                 "incident_cross_product",
             ]
-            print(table([{c: values_of(r, c) for c in columns} for r in sample], columns, width=40))
+            shown = [{"#": [str(n)], **{c: values_of(r, c) for c in columns[1:]}} for n, r in enumerate(sample, 1)]
+            print(table(shown, columns, keys=2))
             print("    lineage_path and incident_title of each:")
-            for r in sample:
-                print(f"      {r.get('lineage_path')}")
-                print(f"          {r.get('incident_title') or '(no incident)'}")
-            layers = sorted({str(r.get("lineage_layer")) for r in enriched})
+            for n, r in enumerate(sample, 1):
+                for line in wrap_path(str(r.get("lineage_path")), WIDTH - 8, "  "):
+                    print(f"    {n:>2}  {line}" if line == line.lstrip() else f"        {line}")
+                title = str(r.get("incident_title") or "(no incident)")
+                for line in wrap_tokens(title.split(), WIDTH - 10, ""):
+                    print(f"          {line}")
+            layers = {str(r.get("lineage_layer")) for r in enriched}
             warned = sum(1 for r in enriched if r.get("lineage_warning"))
-            print(f"\n    layers: {', '.join(layers)}; events with lineage_warning: {warned}")
+            print(f"\n    layers: {', '.join(sorted(layers))}; events with lineage_warning: {warned}")
 
             problems = []
-            if sourcetypes != {"ms:defender:graph:alert", "ms:defender:graph:incident"}:
+            if sourcetypes != SOURCETYPES:
                 problems.append(f"sourcetypes {sorted(sourcetypes)}")
+            if not LAYERS <= layers:
+                problems.append(f"layers {sorted(layers)}, not all of {sorted(LAYERS)}")
             if len(services) < 6:
                 problems.append(f"only {len(services)} serviceSource values")
             if len(detections) < 8:
@@ -151,6 +155,8 @@ def main() -> int:
                 problems.append("events without lineage_path")
             if not any(r.get("incident_title") for r in enriched if r.get("lineage_layer") == "detection"):
                 problems.append("no alert was enriched from the incident store")
+            if not any(r.get("incident_id") for r in enriched if r.get("lineage_layer") == "hunting"):
+                problems.append("no hunting row was linked to its alert's incident")
             if problems:
                 return fail("; ".join(problems))
     print(f"\nDemo OK in {time.monotonic() - started:.1f} s.")
@@ -158,8 +164,10 @@ def main() -> int:
 
 
 def _sample(records: list) -> list:
-    """One event of each interesting kind: cross-product and merged incidents, alerts in and out of incidents."""
+    """One event of each interesting kind: a hunting row linked to its incident, cross-product and merged
+    incidents, alerts in and out of incidents."""
     picks = [
+        lambda r: r.get("lineage_layer") == "hunting" and r.get("incident_id"),
         lambda r: r.get("lineage_layer") == "incident" and str(r.get("lineage_path", "")).count("|") >= 2,
         lambda r: bool(r.get("incident_id_original")),
         lambda r: r.get("lineage_layer") == "detection" and r.get("incident_id"),

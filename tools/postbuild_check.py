@@ -1,7 +1,7 @@
 """Refuse a build whose add-on is not pure Python or carries build leftovers.
 
 Splunk Cloud and this project require lib/ to hold no compiled code, and packages must not ship
-byte-code caches or the build's own marker files.
+byte-code caches, the build's own marker files and lists, or the libraries' test suites.
 """
 
 from __future__ import annotations
@@ -20,6 +20,12 @@ def main(addon: Path) -> int:
         shutil.rmtree(scripts)
     for cache in list(addon.rglob("__pycache__")):
         shutil.rmtree(cache)
+    # ucc-gen copies package/lib/'s build lists next to the libraries, and pip installs the test
+    # suites some libraries carry (certifi/tests): neither is part of the add-on.
+    for build_list in ("requirements.txt", "exclude.txt"):
+        (addon / "lib" / build_list).unlink(missing_ok=True)
+    for tests in [p for p in (addon / "lib").rglob("tests") if p.is_dir()]:
+        shutil.rmtree(tests, ignore_errors=True)
     bad = sorted(str(p.relative_to(addon)) for p in addon.rglob("*") if p.suffix in COMPILED)
     if bad:
         print("compiled files in the add-on (lib/ must stay pure Python):", *bad, sep="\n  ")
