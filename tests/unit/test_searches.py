@@ -369,6 +369,15 @@ class Checker:
         elif name == "tstats":
             m = re.search(r"\bby\s+(.+)$", args)
             return ({"count"} | set(m.group(1).replace(",", " ").split()) if m else {"count"}), set()
+        elif name == "lookup":
+            m = re.fullmatch(
+                r"(\w+)\s+(\w+)(?:\s+AS\s+(\w+))?\s+OUTPUT(?:NEW)?\s+(.+)", args, re.IGNORECASE | re.DOTALL
+            )
+            if not m:
+                raise SplError(f"lookup: cannot read {args!r}")
+            self.need([m.group(3) or m.group(2)], fields, made, "lookup")
+            for out, alias in re.findall(r"(\w+)(?:\s+AS\s+(\w+))?", m.group(4), re.IGNORECASE):
+                made.add(alias or out)
         elif name == "defenderlineage":
             if args and not re.fullmatch(r"incidents=(true|false|t|f|1|0)", args):
                 raise SplError(f"defenderlineage: unknown arguments {args!r}")
@@ -389,7 +398,9 @@ class Checker:
         out: Set[str] = set(by) | ({"_time"} if name == "timechart" else set())
         self.need(by, fields, made, name)
         rest = args
-        rest = re.sub(r"\b(current|window|global|reset_on_change|allnum|span|limit|useother|usenull)=\S+", "", rest)
+        rest = re.sub(
+            r"\b(current|window|time_window|global|reset_on_change|allnum|span|limit|useother|usenull)=\S+", "", rest
+        )
         pattern = re.compile(
             r"\s*(\w+)(?:\((eval\((?:[^()]|\((?:[^()]|\([^()]*\))*\))*\)|[^()]*)\))?(?:\s+as\s+(\"[^\"]+\"|[\w.]+))?\s*,?",
             re.IGNORECASE,
