@@ -618,6 +618,9 @@ def evaluate(node: Node, env: Env) -> Value:
         return str(node.value)
     if node.kind == "field":
         return env.get(node.value)
+    if node.kind == "neg":
+        inner_n = _number(evaluate(node.args[0], env))
+        return None if inner_n is None else -inner_n
     if node.kind == "not":
         inner = evaluate(node.args[0], env)
         return None if inner is None else not _truth(inner)
@@ -630,6 +633,13 @@ def evaluate(node: Node, env: Env) -> Value:
             return left or _truth(evaluate(node.args[1], env))
         if op in ("==", "!=", "<", ">", "<=", ">=", "LIKE"):
             return _compare(op, evaluate(node.args[0], env), evaluate(node.args[1], env))
+        if op in ("+", "-", "*", "/", "%"):
+            a, b = _number(evaluate(node.args[0], env)), _number(evaluate(node.args[1], env))
+            if a is None or b is None:
+                return None  # arithmetic on null (or on text, which "+" would join: not implemented) is null
+            if op in ("/", "%") and b == 0:
+                return None
+            return {"+": a + b, "-": a - b, "*": a * b, "/": a / b if b else 0.0, "%": a % b if b else 0.0}[op]
         if op == ".":  # string concatenation; a null operand makes the result null, as in Splunk
             left_v = _single(evaluate(node.args[0], env), "concatenation")
             right_v = _single(evaluate(node.args[1], env), "concatenation")
@@ -746,6 +756,72 @@ def _f_tonumber(args: Sequence[Node], env: Env) -> Value:
     return _number(evaluate(args[0], env))
 
 
+def _f_upper(args: Sequence[Node], env: Env) -> Value:
+    v = _single(evaluate(args[0], env), "upper")
+    return None if v is None else _text(v).upper()
+
+
+def _f_substr(args: Sequence[Node], env: Env) -> Value:
+    # substr(X, Y, Z): 1-based start Y, length Z (Search Reference, text functions).
+    v = _single(evaluate(args[0], env), "substr")
+    start = _number(evaluate(args[1], env))
+    length = _number(evaluate(args[2], env)) if len(args) == 3 else None
+    if v is None or start is None or start < 1:
+        if start is not None and start < 1:
+            raise UnsupportedProps("substr() with a start below 1 is not implemented here")
+        return None
+    text = _text(v)[int(start) - 1 :]
+    return text if length is None else text[: int(length)]
+
+
+_STRPTIME_FORMATS = {"%Y-%m-%dT%H:%M:%S%z"}
+
+
+def _f_strptime(args: Sequence[Node], env: Env) -> Value:
+    import datetime
+
+    v = _single(evaluate(args[0], env), "strptime")
+    fmt = _text(_single(evaluate(args[1], env), "strptime"))
+    if fmt not in _STRPTIME_FORMATS:
+        raise UnsupportedProps(f"strptime() format {fmt!r} is not implemented here")
+    if v is None:
+        return None
+    try:
+        return datetime.datetime.strptime(_text(v), fmt).timestamp()
+    except ValueError:
+        return None
+
+
+# now(): the search's start time. The evaluator of whole searches sets it (NOW_FIELD) so a test
+# decides what "now" is; props.conf never uses it.
+NOW_FIELD = "__search_now__"
+
+
+def _f_now(args: Sequence[Node], env: Env) -> Value:
+    now = env.get(NOW_FIELD)
+    if not isinstance(now, float):
+        raise UnsupportedProps("now() outside a search whose start time is set")
+    return now
+
+
+def _f_round(args: Sequence[Node], env: Env) -> Value:
+    v = _number(evaluate(args[0], env))
+    digits = int(_number(evaluate(args[1], env)) or 0) if len(args) == 2 else 0
+    return None if v is None else float(round(v, digits))
+
+
+def _f_mvfind(args: Sequence[Node], env: Env) -> Value:
+    # mvfind(MV, REGEX): index of the first value matching REGEX, else null.
+    values = _values(evaluate(args[0], env))
+    pattern = _single(evaluate(args[1], env), "mvfind")
+    if pattern is None:
+        return None
+    for i, v in enumerate(values):
+        if pcre2.search(_text(pattern), v):
+            return float(i)
+    return None
+
+
 def _f_true(args: Sequence[Node], env: Env) -> Value:
     return True
 
@@ -773,6 +849,12 @@ _FUNCTIONS: Dict[str, Callable[[Sequence[Node], Env], Value]] = {
     "tonumber": _f_tonumber,
     "true": _f_true,
     "null": _f_null,
+    "upper": _f_upper,
+    "substr": _f_substr,
+    "strptime": _f_strptime,
+    "now": _f_now,
+    "round": _f_round,
+    "mvfind": _f_mvfind,
 }
 
 

@@ -36,7 +36,7 @@ import pytest
 from defender_lineage_core.incident_store import INCIDENT_OUTPUT_FIELDS
 from defender_lineage_core.lineage import OUTPUT_FIELDS
 from tests.harness.graph_sim.tenant import SyntheticTenant
-from tests.harness.searchtime import EvalSyntaxError, extract, load_props, parse_expression, referenced_fields
+from tests.harness.searchtime import EvalSyntaxError, Node, extract, load_props, parse_expression, referenced_fields
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT = ROOT / "package" / "default"
@@ -613,3 +613,132 @@ def test_nav_keeps_the_configuration_pages_and_shows_both_dashboards() -> None:
     views = [v.get("name") for v in nav.iter("view")]
     assert views[0] == "inputs" and nav.find("view[@name='inputs']").get("default") == "true"  # type: ignore[union-attr]
     assert {"configuration", "search", "defender_lineage", "collection_health"} <= set(views)
+
+
+# ------------------------------------------------------------- alerting, throttling, Enterprise Security
+DETECTIONS = {
+    "TA-defender-lineage - Incident spans multiple products",
+    "TA-defender-lineage - Endpoint then identity alert not correlated by Defender",
+    "TA-defender-lineage - High-severity alert without an incident",
+}
+TECHNIQUE = re.compile(r"T\d{4}(\.\d{3})?")
+
+
+def final_table(search: str) -> List[str]:
+    last = split_top(search, "|")[-1].strip()
+    assert last.startswith("table "), "a correlation search ends with its table"
+    return last[len("table ") :].split()
+
+
+def chosen_values(node: Node) -> List[Node]:
+    """The expressions whose value an eval expression can take (the branches of if/case/coalesce)."""
+    if node.kind == "call" and node.value == "if":
+        return chosen_values(node.args[1]) + chosen_values(node.args[2])
+    if node.kind == "call" and node.value == "case":
+        return [v for branch in node.args[1::2] for v in chosen_values(branch)]
+    if node.kind == "call" and node.value == "coalesce":
+        return [v for arg in node.args for v in chosen_values(arg)]
+    return [node]
+
+
+def reads_clock(node: Node) -> bool:
+    return (node.kind == "call" and node.value in ("now", "time")) or any(reads_clock(a) for a in node.args)
+
+
+def alerting_searches() -> List[Tuple[str, Dict[str, str]]]:
+    saved = conf("savedsearches.conf")
+    return [(s, dict(saved.items(s))) for s in saved.sections() if saved.get(s, "alert.track", fallback="0") == "1"]
+
+
+@pytest.mark.parametrize(("section", "options"), alerting_searches(), ids=[s for s, _o in alerting_searches()])
+def test_throttling_is_per_result_on_stable_fields_of_the_output(section: str, options: Dict[str, str]) -> None:
+    # savedsearches.conf.spec: with alert.digest_mode = true (the default) the actions apply to the
+    # whole result set and field-based suppression silences the whole search; per result needs
+    # alert.digest_mode = 0, and then alert.suppress.fields "*must* be specified".
+    assert options.get("alert.suppress") == "1", section
+    assert options.get("alert.digest_mode") == "0", section
+    fields = [f.strip() for f in options["alert.suppress.fields"].split(",")]
+    table = final_table(options["search"])
+    assert fields and set(fields) <= set(table), f"{section}: suppressing on {fields}, output has {table}"
+    # Stable keys: no suppression field's value is computed from the clock (a minute count changes
+    # every run). A condition may read the clock; the values it chooses between may not.
+    for command in split_top(expand(options["search"], macros()), "|"):
+        name, _, args = command.strip().partition(" ")
+        if name != "eval":
+            continue
+        for assignment in split_top(args, ","):
+            target, _, expression = assignment.partition("=")
+            if target.strip() in fields:
+                for value in chosen_values(parse_expression(expression)):
+                    assert not reads_clock(value), f"{section}: {target.strip()} changes with time"
+
+
+@pytest.mark.parametrize("section", sorted(DETECTIONS))
+def test_detections_are_enterprise_security_correlation_searches(checker: Checker, section: str) -> None:
+    options = dict(conf("savedsearches.conf").items(section))
+    table = set(final_table(options["search"]))
+    assert options["action.correlationsearch.enabled"] == "1"
+    assert options["action.correlationsearch.label"] == section
+    annotations = json.loads(options["action.correlationsearch.annotations"])
+    assert isinstance(annotations["mitre_attack"], list)
+    assert all(TECHNIQUE.fullmatch(t) for t in annotations["mitre_attack"])
+    assert options["action.notable"] == "1"
+    for key in ("rule_title", "rule_description", "security_domain", "severity", "drilldown_name", "drilldown_search"):
+        assert options[f"action.notable.param.{key}"].strip(), key
+    assert options["action.notable.param.security_domain"] in {
+        "access",
+        "endpoint",
+        "network",
+        "threat",
+        "identity",
+        "audit",
+    }
+    # Every $field$ the notable and the risk message name is a field of the result.
+    for key in ("rule_title", "rule_description", "drilldown_name", "drilldown_search"):
+        for token in re.findall(r"\$(\w+)\$", options[f"action.notable.param.{key}"]):
+            assert token in table, f"{section}: {key} names ${token}$, not in {sorted(table)}"
+    for token in re.findall(r"\$(\w+)\$", options["action.risk.param._risk_message"]):
+        assert token in table, token
+    # The drill-down is a search that parses, with the tokens filled in.
+    drill = re.sub(r"\$\w+\$", "x", options["action.notable.param.drilldown_search"])
+    checker.check(expand(drill, macros()))
+    assert "defenderlineage" in drill  # it shows the lineage
+    assert "lineage_dashboard" in table or "alertWebUrl" in table
+    risks = json.loads(options["action.risk.param._risk"])
+    assert options["action.risk"] == "1" and risks
+    for risk in risks:
+        assert risk["risk_object_field"] in table
+        assert risk["risk_object_type"] in {"user", "system"}
+        assert 0 < risk["risk_score"] <= 100
+
+
+def test_operational_searches_are_plain_alerts() -> None:
+    saved = conf("savedsearches.conf")
+    for section in saved.sections():
+        if section not in DETECTIONS:
+            assert not any(
+                k.startswith(("action.correlationsearch", "action.notable", "action.risk"))
+                for k in saved.options(section)
+            ), section
+
+
+def test_no_default_searches_index_main() -> None:
+    for name in ("macros.conf", "savedsearches.conf"):
+        text = (DEFAULT / name).read_text(encoding="utf-8")
+        assert not re.search(r"^[^#\n]*\bindex\s*=\s*main\b", text, re.MULTILINE), name
+    for _where, search, _tokens in SEARCHES:
+        assert not re.search(r"\bindex\s*=\s*main\b", expand(re.sub(r"\$[^$\s]+\$", "x", search), macros()))
+
+
+def test_rebuild_reads_only_what_is_new() -> None:
+    options = dict(conf("savedsearches.conf").items("TA-defender-lineage - Rebuild incident store"))
+    search = options["search"]
+    # An overlapping window of index time: twice the 15-minute schedule.
+    assert options["cron_schedule"] == "*/15 * * * *"
+    m = re.search(r"_index_earliest=-(\d+)m@m", search)
+    assert m and 15 < int(m.group(1)) <= 60
+    # ... and an older version never replaces a newer one already stored.
+    assert "lookup ta_defender_lineage_incidents_lookup _key OUTPUT last_update_date_time" in search
+    assert re.search(
+        r"where isnull\(stored_update\) OR stored_update==\"\" OR last_update_date_time>=stored_update", search
+    )
