@@ -822,6 +822,44 @@ def _f_mvfind(args: Sequence[Node], env: Env) -> Value:
     return None
 
 
+def _f_json_array_to_mv(args: Sequence[Node], env: Env) -> Value:
+    # json_array_to_mv(<json array>): one value per element; strings lose their quotes, objects and
+    # arrays stay JSON text (Search Reference, JSON functions).
+    if len(args) != 1:
+        raise UnsupportedProps("json_array_to_mv() with a second argument")
+    v = _single(evaluate(args[0], env), "json_array_to_mv")
+    if v is None:
+        return None
+    doc = _load_json(v)
+    if not isinstance(doc, list):
+        return None
+    return _as_value([x for x in (_native(e) for e in doc) if isinstance(x, str)])
+
+
+def _f_json_object(args: Sequence[Node], env: Env) -> Value:
+    if len(args) % 2:
+        raise UnsupportedProps("json_object() with an odd number of arguments")
+    out: Dict[str, Any] = {}
+    for i in range(0, len(args), 2):
+        key = _single(evaluate(args[i], env), "json_object")
+        value = _single(evaluate(args[i + 1], env), "json_object")
+        if key is None:
+            raise UnsupportedProps("json_object() with a null key")
+        out[_text(key)] = None if value is None else _text(value)
+    return json.dumps(out, separators=(",", ":"), ensure_ascii=False)
+
+
+def _f_replace(args: Sequence[Node], env: Env) -> Value:
+    v = _single(evaluate(args[0], env), "replace")
+    pattern = _single(evaluate(args[1], env), "replace")
+    repl = _single(evaluate(args[2], env), "replace")
+    if v is None or pattern is None or repl is None:
+        return None
+    if re.search(r"\\\d", _text(repl)):
+        raise UnsupportedProps("replace() with back-references is not implemented here")
+    return pcre2.sub(_text(pattern), _text(repl), _text(v))
+
+
 def _f_true(args: Sequence[Node], env: Env) -> Value:
     return True
 
@@ -855,6 +893,9 @@ _FUNCTIONS: Dict[str, Callable[[Sequence[Node], Env], Value]] = {
     "now": _f_now,
     "round": _f_round,
     "mvfind": _f_mvfind,
+    "json_array_to_mv": _f_json_array_to_mv,
+    "json_object": _f_json_object,
+    "replace": _f_replace,
 }
 
 

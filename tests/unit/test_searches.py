@@ -785,3 +785,22 @@ def test_rebuild_reads_only_what_is_new() -> None:
     assert re.search(
         r"where isnull\(stored_update\) OR stored_update==\"\" OR last_update_date_time>=stored_update", search
     )
+
+
+def test_evidence_macro_names_each_evidence_type() -> None:
+    """`defender_lineage_evidence` run on the sample alert (tests/harness/spl_pipeline.py): the
+    legacy entityType of every evidence. With json_extract (a period is a path step) every
+    evidence was "Other"."""
+    from tests.fixture_paths import SAMPLES
+    from tests.harness.spl_pipeline import Pipeline
+
+    raw = (SAMPLES / "alert_v2.json").read_text(encoding="utf-8")
+    event = {"_raw": raw, "index": "defender", "sourcetype": "ms:defender:graph:alert", "_time": 1.0}
+    table = macros()
+    search = expand("index=defender | `defender_lineage_evidence`", table)
+    (out,) = Pipeline(0.0).run(search, [dict(event)])
+    assert out["entityType"] == ["Machine", "User", "Process", "File", "Url", "Ip"]
+    assert out["ipAddress"] == "198.51.100.77" and out["fileName"] == ["powershell.exe", "a.ps1"]
+    old = table[("defender_lineage_evidence", 0)][1].replace("json_extract_exact(", "json_extract(")
+    (out,) = Pipeline(0.0).run("index=defender | " + old, [dict(event)])
+    assert set(out["entityType"]) == {"Other"}
