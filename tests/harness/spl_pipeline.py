@@ -46,48 +46,53 @@ class UnsupportedSpl(ValueError):
     """A command or option this runner does not implement."""
 
 
-def split_pipeline(search: str) -> List[str]:
-    """The commands of a search, split on | outside quotes and brackets."""
-    parts, cur, depth, quote, i = [], "", 0, False, 0
-    while i < len(search):
-        ch = search[i]
+class SplSyntaxError(AssertionError):
+    """SPL that does not hold together: unbalanced quotes or brackets (and, in the checker of
+    tests/unit/test_searches.py, unknown commands, functions or fields)."""
+
+
+def split_top(text: str, sep: str) -> List[str]:
+    """Split on sep outside double quotes, parentheses and brackets; checks they balance."""
+    parts, cur, stack, quote, i = [], "", [], False, 0
+    while i < len(text):
+        ch = text[i]
         if quote:
             cur += ch
-            if ch == "\\" and i + 1 < len(search):
-                cur += search[i + 1]
+            if ch == "\\" and i + 1 < len(text):
+                cur += text[i + 1]
                 i += 1
             elif ch == '"':
                 quote = False
         elif ch == '"':
-            quote, cur = True, cur + ch
+            quote = True
+            cur += ch
         elif ch in "([":
-            depth, cur = depth + 1, cur + ch
+            stack.append(ch)
+            cur += ch
         elif ch in ")]":
-            depth, cur = depth - 1, cur + ch
-        elif ch == "|" and depth == 0:
-            parts.append(cur.strip())
+            if not stack or stack.pop() != {")": "(", "]": "["}[ch]:
+                raise SplSyntaxError(f"unbalanced {ch!r} in {text[:80]!r}")
+            cur += ch
+        elif ch == sep and not stack:
+            parts.append(cur)
             cur = ""
         else:
             cur += ch
         i += 1
-    return [*parts, cur.strip()]
+    if quote:
+        raise SplSyntaxError(f"unbalanced quote in {text[:80]!r}")
+    if stack:
+        raise SplSyntaxError(f"unclosed {stack[-1]!r} in {text[:80]!r}")
+    return [*parts, cur]
+
+
+def split_pipeline(search: str) -> List[str]:
+    """The commands of a search, split on | outside quotes and brackets."""
+    return [part.strip() for part in split_top(search, "|")]
 
 
 def _assignments(args: str) -> List[Tuple[str, str]]:
-    out, cur, depth, quote = [], "", 0, False
-    for i, ch in enumerate(args):
-        if ch == '"' and (i == 0 or args[i - 1] != "\\"):
-            quote = not quote
-        if not quote and ch in "([":
-            depth += 1
-        if not quote and ch in ")]":
-            depth -= 1
-        if ch == "," and depth == 0 and not quote:
-            out.append(cur)
-            cur = ""
-        else:
-            cur += ch
-    out.append(cur)
+    out = split_top(args, ",")
     pairs = []
     for text in out:
         m = re.fullmatch(r"\s*([A-Za-z_][\w.]*)\s*=(?!=)(.+)", text, re.DOTALL)

@@ -37,15 +37,13 @@ from defender_lineage_core.incident_store import INCIDENT_OUTPUT_FIELDS
 from defender_lineage_core.lineage import OUTPUT_FIELDS
 from tests.harness.graph_sim.tenant import SyntheticTenant
 from tests.harness.searchtime import EvalSyntaxError, Node, extract, load_props, parse_expression, referenced_fields
+from tests.harness.spl_pipeline import SplSyntaxError as SplError
+from tests.harness.spl_pipeline import split_top
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT = ROOT / "package" / "default"
 VIEWS = DEFAULT / "data" / "ui" / "views"
 MODINPUT = ROOT / "package" / "bin" / "defender_lineage_modinput.py"
-
-
-class SplError(AssertionError):
-    pass
 
 
 def conf(name: str) -> configparser.RawConfigParser:
@@ -206,41 +204,6 @@ def event_fields() -> Set[str]:
         names |= set(extract(props, "ms:defender:graph:incident", json.dumps(incident)))
         names |= {k for k in incident}
     return names
-
-
-def split_top(text: str, sep: str) -> List[str]:
-    """Split on sep outside double quotes, parentheses and brackets; checks they balance."""
-    parts, cur, stack, quote, i = [], "", [], False, 0
-    while i < len(text):
-        ch = text[i]
-        if quote:
-            cur += ch
-            if ch == "\\" and i + 1 < len(text):
-                cur += text[i + 1]
-                i += 1
-            elif ch == '"':
-                quote = False
-        elif ch == '"':
-            quote = True
-            cur += ch
-        elif ch in "([":
-            stack.append(ch)
-            cur += ch
-        elif ch in ")]":
-            if not stack or stack.pop() != {")": "(", "]": "["}[ch]:
-                raise SplError(f"unbalanced {ch!r} in {text[:80]!r}")
-            cur += ch
-        elif ch == sep and not stack:
-            parts.append(cur)
-            cur = ""
-        else:
-            cur += ch
-        i += 1
-    if quote:
-        raise SplError(f"unbalanced quote in {text[:80]!r}")
-    if stack:
-        raise SplError(f"unclosed {stack[-1]!r} in {text[:80]!r}")
-    return [*parts, cur]
 
 
 def subsearches(text: str) -> List[str]:
