@@ -14,8 +14,9 @@ and multivalue semantics. Semantics followed (Search Reference):
 - ``streamstats time_window=<n>s values(x) as y ... by ...``: over the results sorted by
   ``_time``, each result sees the results of its group within ``n`` seconds before it, itself
   included (the default ``current=true``);
-- ``stats values(x)|values(eval(...))|first(x) as y ... by ...``: a result missing a ``by`` field
-  is dropped; ``values`` are distinct and sorted lexicographically;
+- ``stats values(x)|values(eval(...))|first(x)|dc(x)|min(x)|max(x) as y ... by ...``: a result
+  missing a ``by`` field is dropped; ``values`` are distinct and sorted lexicographically;
+  ``min``/``max`` over numbers only;
 - ``table`` / ``fields -``: keep / drop fields;
 - ``defenderlineage``: the core's ``place`` and ``enrich`` over an incident store (a fetcher), as
   the command's ``stream`` does.
@@ -239,6 +240,13 @@ class Pipeline:
         if fn == "first":
             present = [v for v in column if v is not None]
             return present[0] if present else None
+        if fn == "dc":
+            return float(len({v for value in column for v in _values(value)}))
+        if fn in ("min", "max"):
+            numbers = [n for value in column for n in (_number(v) for v in _values(value)) if n is not None]
+            if len(numbers) != len([v for value in column for v in _values(value)]):
+                raise UnsupportedSpl(f"{fn}() over text is not implemented here")
+            return (min if fn == "min" else max)(numbers) if numbers else None
         raise UnsupportedSpl(f"aggregation {fn}()")
 
     def c_stats(self, args: str, results: List[Result]) -> List[Result]:
