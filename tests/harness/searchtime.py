@@ -1,10 +1,21 @@
 """What Splunk's search-time field extraction makes of an event, for the props.conf we ship.
 
 A deliberately small interpreter, in Splunk's search-time order: ``REPORT-*`` (regex transforms
-from transforms.conf with ``FORMAT = <field>::<template>`` and ``MV_ADD``), ``KV_MODE = json``
+from transforms.conf with ``FORMAT = <field>::$<n>`` and ``MV_ADD``), ``KV_MODE = json``
 (naming fields ``a.b``, ``list{}``, ``list{}.key``, JSON null skipped), ``FIELDALIAS-*``, then the
 ``EVAL-*`` calculated fields, all evaluated on the same input (a calculated field never sees
 another one, as in Splunk).
+
+It is as strict as Splunk where Splunk's specs set a rule (each rule cites its spec line below):
+
+- search-time ``FORMAT`` cannot concatenate (a value is one capturing group or a literal);
+- ``REPORT`` regexes run in real PCRE2 (the ``pcre2`` bindings) at the transform's
+  ``MATCH_LIMIT`` / ``DEPTH_LIMIT`` (defaults 100000 / 1000); a match that exceeds them ends the
+  extraction for that event, keeping only the values found before it;
+- ``KV_MODE = json`` extracts only from the first ``extraction_cutoff`` (5000) bytes of an event;
+  explicit paths (``spath(x, path)``, ``json_extract``) read the whole event;
+- ``json_extract`` paths are paths: a key holding a period is split at it (``json_extract_exact``
+  reads a literal key).
 
 Eval expressions are parsed in full (the parser is shared with the SPL checks of the shipped
 searches), but only the functions the add-on's props.conf uses are *evaluated*, with Splunk's
@@ -20,7 +31,9 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+
+import pcre2
 
 Fields = Dict[str, List[str]]
 # An eval value: null (None), a single value (str, float, bool), or a multivalue (list of str, 2+).
@@ -43,6 +56,18 @@ INDEX_TIME_KEYS = {
 _ALIAS_PAIR = re.compile(r"\s*([^\s\"']+)\s+AS\s+([^\s\"']+)", re.IGNORECASE)
 _FORMAT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)::(.*)$", re.DOTALL)
 
+# limits.conf.spec [spath] (Splunk 10.4.2): "extraction_cutoff = <integer> * For 'extract-all' spath
+# extraction mode, this setting applies extraction only to the first <integer> number of bytes.
+# This setting applies both the auto kv extraction and the spath command [...] Default: 5000".
+JSON_EXTRACTION_CUTOFF = 5000
+# transforms.conf.spec (Splunk 9.0.3 to 10.4.2), MATCH_LIMIT: "Use this to set an upper bound on how
+# many times PCRE calls an internal function, match(). [...] Default: 100000"; DEPTH_LIMIT: "Use
+# this to limit the depth of nested backtracking in an internal PCRE function, match(). If set too
+# low, PCRE might fail to correctly match a pattern. Default: 1000". limits.conf [rex] match_limit
+# / depth_limit carry the same defaults for the rex command.
+DEFAULT_MATCH_LIMIT = 100000
+DEFAULT_DEPTH_LIMIT = 1000
+
 
 class UnsupportedProps(ValueError):
     """The interpreter met a construct it does not implement."""
@@ -50,6 +75,10 @@ class UnsupportedProps(ValueError):
 
 class EvalSyntaxError(ValueError):
     """An eval expression that does not parse."""
+
+
+class SplunkRuleViolation(UnsupportedProps):
+    """A configuration that Splunk's own specs say does not work the way it is written."""
 
 
 class ConfFile(configparser.RawConfigParser):
@@ -70,28 +99,109 @@ def load_transforms(path: Path) -> ConfFile:
     return load_props(path)
 
 
-def json_fields(raw: str) -> Fields:
-    """Fields as ``KV_MODE = json`` extracts them (JSON null is skipped, as splunk does)."""
+def json_fields(raw: str, cutoff: Optional[int] = JSON_EXTRACTION_CUTOFF) -> Fields:
+    """Fields as ``KV_MODE = json`` extracts them (JSON null is skipped, as splunk does).
+
+    Only the first ``cutoff`` bytes (UTF-8) of the event are read (limits.conf [spath]
+    extraction_cutoff, cited above): a value that is not complete before the cut is not extracted,
+    nor is anything after it. ``cutoff=None`` reads the whole event (explicit-path extraction).
+    """
     fields: Fields = {}
-
-    def walk(value: Any, name: str) -> None:
-        if isinstance(value, dict):
-            for key, inner in value.items():
-                walk(inner, f"{name}.{key}" if name else key)
-        elif isinstance(value, list):
-            for inner in value:
-                walk(inner, f"{name}{{}}")
-        elif value is None:
-            return
-        else:
-            text = ("true" if value else "false") if isinstance(value, bool) else str(value)
-            fields.setdefault(name, []).append(text)
-
+    text = raw
+    if cutoff is not None:
+        text = raw.encode("utf-8")[:cutoff].decode("utf-8", "ignore")
     try:
-        walk(json.loads(raw), "")
-    except ValueError:
+        for name, value in _json_scalars(text):
+            fields.setdefault(name, []).append(value)
+    except _Truncated:
         pass
     return fields
+
+
+class _Truncated(Exception):
+    """The text ended (or stopped being JSON) inside a value."""
+
+
+_JSON_WS = " \t\r\n"
+_JSON_SCALAR = re.compile(r'"(?:[^"\\]|\\.)*"|-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|true|false|null')
+
+
+def _json_scalars(text: str) -> Iterator[Tuple[str, str]]:
+    """(field name, value) for each complete scalar of the JSON text, in order; stops at the cut."""
+    pos = 0
+
+    def skip() -> None:
+        nonlocal pos
+        while pos < len(text) and text[pos] in _JSON_WS:
+            pos += 1
+
+    def value(name: str) -> Iterator[Tuple[str, str]]:
+        nonlocal pos
+        skip()
+        if pos >= len(text):
+            raise _Truncated
+        ch = text[pos]
+        if ch == "{":
+            pos += 1
+            skip()
+            if pos < len(text) and text[pos] == "}":
+                pos += 1
+                return
+            while True:
+                skip()
+                m = _JSON_SCALAR.match(text, pos)
+                if not m or not m.group(0).startswith('"'):
+                    raise _Truncated
+                key = json.loads(m.group(0))
+                pos = m.end()
+                skip()
+                if pos >= len(text) or text[pos] != ":":
+                    raise _Truncated
+                pos += 1
+                yield from value(f"{name}.{key}" if name else key)
+                skip()
+                if pos >= len(text):
+                    raise _Truncated
+                if text[pos] == "}":
+                    pos += 1
+                    return
+                if text[pos] != ",":
+                    raise _Truncated
+                pos += 1
+        elif ch == "[":
+            pos += 1
+            skip()
+            if pos < len(text) and text[pos] == "]":
+                pos += 1
+                return
+            while True:
+                yield from value(f"{name}{{}}")
+                skip()
+                if pos >= len(text):
+                    raise _Truncated
+                if text[pos] == "]":
+                    pos += 1
+                    return
+                if text[pos] != ",":
+                    raise _Truncated
+                pos += 1
+        else:
+            m = _JSON_SCALAR.match(text, pos)
+            # A number that touches the cut may itself be cut (12|34): not complete, not extracted.
+            if not m or (m.end() == len(text) and not m.group(0).startswith('"')):
+                raise _Truncated
+            pos = m.end()
+            parsed = json.loads(m.group(0))
+            if parsed is None:
+                return
+            if isinstance(parsed, bool):
+                yield name, "true" if parsed else "false"
+            elif isinstance(parsed, str):
+                yield name, parsed
+            else:
+                yield name, m.group(0) if isinstance(parsed, float) else str(parsed)
+
+    yield from value("")
 
 
 # ------------------------------------------------------------------------------------------ eval
@@ -112,6 +222,7 @@ EVAL_FUNCTIONS: Dict[str, Tuple[int, Optional[int]]] = {
     "isstr": (1, 1),
     "json_array_to_mv": (1, 2),
     "json_extract": (1, None),
+    "json_extract_exact": (1, None),
     "json_object": (0, None),
     "len": (1, 1),
     "like": (2, 2),
@@ -384,14 +495,46 @@ def _number(v: Value) -> Optional[float]:
         return None
 
 
+# Splunk's JSON functions (Search Reference, "JSON functions", help.splunk.com .../9.4/evaluation-
+# functions/json-functions): json_extract "Returns either a JSON array or a Splunk software native
+# type value from a field and zero or more paths"; json_extract_exact "Returns Splunk software
+# native type values from a piece of JSON by matching literal strings in the event and extracting
+# them as keys". So in json_extract a period is a path separator: json_extract(x, "@odata.type")
+# looks for key "type" inside key "@odata" (null for Graph evidence), and json_extract_exact(x,
+# "@odata.type") reads the key as written.
+_PATH_KEY = re.compile(r"[A-Za-z_@][A-Za-z0-9_@]*")
+
+
 def _json_path(doc: Any, path: str) -> Any:
-    if not re.fullmatch(r"[A-Za-z_@][A-Za-z0-9_@.]*", path) or ".." in path:
+    keys = path.split(".")
+    if not all(_PATH_KEY.fullmatch(k) for k in keys):
         raise UnsupportedProps(f"json_extract path {path!r} (only plain key paths are implemented)")
-    for key in path.split("."):
+    for key in keys:
         if not isinstance(doc, dict) or key not in doc:
             return None
         doc = doc[key]
     return doc
+
+
+def _native(out: Any) -> Value:
+    """A JSON value as Splunk's JSON functions return it: objects and arrays as JSON text."""
+    if out is None:
+        return None
+    if isinstance(out, (dict, list)):
+        return json.dumps(out, separators=(",", ":"), ensure_ascii=False)
+    if isinstance(out, bool):
+        return "true" if out else "false"
+    return str(out)
+
+
+def _load_json(v: Value) -> Any:
+    try:
+        return json.loads(_text(v))
+    except ValueError:
+        return _NOT_JSON
+
+
+_NOT_JSON = object()
 
 
 def _json_extract(v: Value, path: Value) -> Value:
@@ -400,18 +543,53 @@ def _json_extract(v: Value, path: Value) -> Value:
     _json_path({}, path_text)  # refuses paths it does not implement, whatever the input
     if v is None:
         return None
-    try:
-        doc = json.loads(_text(v))
-    except ValueError:
+    doc = _load_json(v)
+    return None if doc is _NOT_JSON else _native(_json_path(doc, path_text))
+
+
+def _json_extract_exact(v: Value, key: Value) -> Value:
+    v = _single(v, "json_extract_exact")
+    key_text = _text(_single(key, "json_extract_exact"))
+    if v is None:
         return None
-    out = _json_path(doc, path_text)
-    if out is None:
+    doc = _load_json(v)
+    if not isinstance(doc, dict):
         return None
-    if isinstance(out, (dict, list)):
-        return json.dumps(out, separators=(",", ":"), ensure_ascii=False)
-    if isinstance(out, bool):
-        return "true" if out else "false"
-    return str(out)
+    return _native(doc.get(key_text))
+
+
+# The spath eval function with an explicit path: "spath(<value>, <path>)" (Search Reference,
+# "Text functions"): dotted keys and "{}" for every element of an array; several results make a
+# multivalue. An explicit path is not "extract-all" mode, so limits.conf's extraction_cutoff does
+# not cut it (see JSON_EXTRACTION_CUTOFF). Indexed ({1}) and attribute paths are not implemented.
+_SPATH_STEP = re.compile(r"([A-Za-z_@][A-Za-z0-9_@]*)(\{\})?")
+
+
+def _spath(v: Value, path: Value) -> Value:
+    v = _single(v, "spath")
+    steps = _text(_single(path, "spath")).split(".")
+    parsed = [_SPATH_STEP.fullmatch(step) for step in steps]
+    if not all(parsed):
+        raise UnsupportedProps(f"spath path {path!r} (only keys and {{}} are implemented)")
+    if v is None:
+        return None
+    doc = _load_json(v)
+    if doc is _NOT_JSON:
+        return None
+    current: List[Any] = [doc]
+    for m in parsed:
+        assert m is not None
+        nxt: List[Any] = []
+        for node in current:
+            if isinstance(node, dict) and m.group(1) in node:
+                inner = node[m.group(1)]
+                if m.group(2):
+                    nxt.extend(inner if isinstance(inner, list) else [])
+                else:
+                    nxt.append(inner)
+        current = nxt
+    values = [_native(x) for x in current if x is not None]
+    return _as_value([x for x in values if isinstance(x, str)])
 
 
 def _compare(op: str, a: Value, b: Value) -> Value:
@@ -440,6 +618,9 @@ def evaluate(node: Node, env: Env) -> Value:
         return str(node.value)
     if node.kind == "field":
         return env.get(node.value)
+    if node.kind == "neg":
+        inner_n = _number(evaluate(node.args[0], env))
+        return None if inner_n is None else -inner_n
     if node.kind == "not":
         inner = evaluate(node.args[0], env)
         return None if inner is None else not _truth(inner)
@@ -452,6 +633,17 @@ def evaluate(node: Node, env: Env) -> Value:
             return left or _truth(evaluate(node.args[1], env))
         if op in ("==", "!=", "<", ">", "<=", ">=", "LIKE"):
             return _compare(op, evaluate(node.args[0], env), evaluate(node.args[1], env))
+        if op in ("+", "-", "*", "/", "%"):
+            a, b = _number(evaluate(node.args[0], env)), _number(evaluate(node.args[1], env))
+            if a is None or b is None:
+                return None  # arithmetic on null (or on text, which "+" would join: not implemented) is null
+            if op in ("/", "%") and b == 0:
+                return None
+            return {"+": a + b, "-": a - b, "*": a * b, "/": a / b if b else 0.0, "%": a % b if b else 0.0}[op]
+        if op == ".":  # string concatenation; a null operand makes the result null, as in Splunk
+            left_v = _single(evaluate(node.args[0], env), "concatenation")
+            right_v = _single(evaluate(node.args[1], env), "concatenation")
+            return None if left_v is None or right_v is None else _text(left_v) + _text(right_v)
         raise UnsupportedProps(f"operator {op}")
     if node.kind == "call":
         fn = _FUNCTIONS.get(node.value)
@@ -526,6 +718,16 @@ def _f_json_extract(args: Sequence[Node], env: Env) -> Value:
     return _json_extract(evaluate(args[0], env), evaluate(args[1], env))
 
 
+def _f_json_extract_exact(args: Sequence[Node], env: Env) -> Value:
+    if len(args) != 2:
+        raise UnsupportedProps("json_extract_exact() with other than one key")
+    return _json_extract_exact(evaluate(args[0], env), evaluate(args[1], env))
+
+
+def _f_spath(args: Sequence[Node], env: Env) -> Value:
+    return _spath(evaluate(args[0], env), evaluate(args[1], env))
+
+
 def _f_match(args: Sequence[Node], env: Env) -> Value:
     subject = _single(evaluate(args[0], env), "match")
     pattern = _single(evaluate(args[1], env), "match")
@@ -554,6 +756,110 @@ def _f_tonumber(args: Sequence[Node], env: Env) -> Value:
     return _number(evaluate(args[0], env))
 
 
+def _f_upper(args: Sequence[Node], env: Env) -> Value:
+    v = _single(evaluate(args[0], env), "upper")
+    return None if v is None else _text(v).upper()
+
+
+def _f_substr(args: Sequence[Node], env: Env) -> Value:
+    # substr(X, Y, Z): 1-based start Y, length Z (Search Reference, text functions).
+    v = _single(evaluate(args[0], env), "substr")
+    start = _number(evaluate(args[1], env))
+    length = _number(evaluate(args[2], env)) if len(args) == 3 else None
+    if v is None or start is None or start < 1:
+        if start is not None and start < 1:
+            raise UnsupportedProps("substr() with a start below 1 is not implemented here")
+        return None
+    text = _text(v)[int(start) - 1 :]
+    return text if length is None else text[: int(length)]
+
+
+_STRPTIME_FORMATS = {"%Y-%m-%dT%H:%M:%S%z"}
+
+
+def _f_strptime(args: Sequence[Node], env: Env) -> Value:
+    import datetime
+
+    v = _single(evaluate(args[0], env), "strptime")
+    fmt = _text(_single(evaluate(args[1], env), "strptime"))
+    if fmt not in _STRPTIME_FORMATS:
+        raise UnsupportedProps(f"strptime() format {fmt!r} is not implemented here")
+    if v is None:
+        return None
+    try:
+        return datetime.datetime.strptime(_text(v), fmt).timestamp()
+    except ValueError:
+        return None
+
+
+# now(): the search's start time. The evaluator of whole searches sets it (NOW_FIELD) so a test
+# decides what "now" is; props.conf never uses it.
+NOW_FIELD = "__search_now__"
+
+
+def _f_now(args: Sequence[Node], env: Env) -> Value:
+    now = env.get(NOW_FIELD)
+    if not isinstance(now, float):
+        raise UnsupportedProps("now() outside a search whose start time is set")
+    return now
+
+
+def _f_round(args: Sequence[Node], env: Env) -> Value:
+    v = _number(evaluate(args[0], env))
+    digits = int(_number(evaluate(args[1], env)) or 0) if len(args) == 2 else 0
+    return None if v is None else float(round(v, digits))
+
+
+def _f_mvfind(args: Sequence[Node], env: Env) -> Value:
+    # mvfind(MV, REGEX): index of the first value matching REGEX, else null.
+    values = _values(evaluate(args[0], env))
+    pattern = _single(evaluate(args[1], env), "mvfind")
+    if pattern is None:
+        return None
+    for i, v in enumerate(values):
+        if pcre2.search(_text(pattern), v):
+            return float(i)
+    return None
+
+
+def _f_json_array_to_mv(args: Sequence[Node], env: Env) -> Value:
+    # json_array_to_mv(<json array>): one value per element; strings lose their quotes, objects and
+    # arrays stay JSON text (Search Reference, JSON functions).
+    if len(args) != 1:
+        raise UnsupportedProps("json_array_to_mv() with a second argument")
+    v = _single(evaluate(args[0], env), "json_array_to_mv")
+    if v is None:
+        return None
+    doc = _load_json(v)
+    if not isinstance(doc, list):
+        return None
+    return _as_value([x for x in (_native(e) for e in doc) if isinstance(x, str)])
+
+
+def _f_json_object(args: Sequence[Node], env: Env) -> Value:
+    if len(args) % 2:
+        raise UnsupportedProps("json_object() with an odd number of arguments")
+    out: Dict[str, Any] = {}
+    for i in range(0, len(args), 2):
+        key = _single(evaluate(args[i], env), "json_object")
+        value = _single(evaluate(args[i + 1], env), "json_object")
+        if key is None:
+            raise UnsupportedProps("json_object() with a null key")
+        out[_text(key)] = None if value is None else _text(value)
+    return json.dumps(out, separators=(",", ":"), ensure_ascii=False)
+
+
+def _f_replace(args: Sequence[Node], env: Env) -> Value:
+    v = _single(evaluate(args[0], env), "replace")
+    pattern = _single(evaluate(args[1], env), "replace")
+    repl = _single(evaluate(args[2], env), "replace")
+    if v is None or pattern is None or repl is None:
+        return None
+    if re.search(r"\\\d", _text(repl)):
+        raise UnsupportedProps("replace() with back-references is not implemented here")
+    return pcre2.sub(_text(pattern), _text(repl), _text(v))
+
+
 def _f_true(args: Sequence[Node], env: Env) -> Value:
     return True
 
@@ -572,6 +878,8 @@ _FUNCTIONS: Dict[str, Callable[[Sequence[Node], Env], Value]] = {
     "mvmap": _f_mvmap,
     "mvfilter": _f_mvfilter,
     "json_extract": _f_json_extract,
+    "json_extract_exact": _f_json_extract_exact,
+    "spath": _f_spath,
     "match": _f_match,
     "nullif": _f_nullif,
     "isnull": _f_isnull,
@@ -579,34 +887,80 @@ _FUNCTIONS: Dict[str, Callable[[Sequence[Node], Env], Value]] = {
     "tonumber": _f_tonumber,
     "true": _f_true,
     "null": _f_null,
+    "upper": _f_upper,
+    "substr": _f_substr,
+    "strptime": _f_strptime,
+    "now": _f_now,
+    "round": _f_round,
+    "mvfind": _f_mvfind,
+    "json_array_to_mv": _f_json_array_to_mv,
+    "json_object": _f_json_object,
+    "replace": _f_replace,
 }
 
 
 # ------------------------------------------------------------------------------------ transforms
-def _format(template: str, groups: Sequence[Optional[str]]) -> str:
-    """FORMAT's $N replaced by regex group N (a group that did not take part is empty)."""
-    return re.sub(r"\$(\d+)", lambda g: groups[int(g.group(1))] or "", template)
+# transforms.conf.spec, FORMAT for search-time extractions: "FORMAT = <field-name>::<field-value>(
+# <field-name>::<field-value>)* where field-name = [<string>|$<capturing-group-number>] and
+# field-value = [<string>|$<capturing-group-number>]" and "NOTE: You cannot create concatenated
+# fields with FORMAT at search time. That functionality is only available at index time."
+_FORMAT_VALUE = re.compile(r"\$(\d+)|[^$]*")
 
 
 @dataclass(frozen=True)
 class RegexReport:
     name: str
-    regex: re.Pattern[str]
+    regex: Any  # a pcre2.Pattern
     field: str
-    template: str
+    group: Optional[int]  # the capturing group that is the value, or None for a literal
+    literal: str
 
-    def apply(self, raw: str, fields: Fields) -> None:
-        for m in self.regex.finditer(raw):
-            value = _format(self.template, [m.group(0), *m.groups()])
+    def apply(self, raw: str, fields: Fields, problems: List[str]) -> None:
+        for m in _pcre_matches(self.regex, raw, self.name, problems):
+            value = self.literal if self.group is None else m.group(self.group)
             if value:
                 fields.setdefault(self.field, []).append(value)
+
+
+def _pcre_matches(regex: Any, raw: str, name: str, problems: List[str]) -> Iterator[Any]:
+    """Matches of a REPORT regex, as splunkd's PCRE finds them: when one match attempt exceeds
+    MATCH_LIMIT or DEPTH_LIMIT, PCRE returns an error for it and the extraction stops there (the
+    values of later matches are lost: the failure Splunk's Check Point add-on documents,
+    "Keys not extracting due to large events")."""
+    try:
+        yield from regex.finditer(raw)
+    except pcre2.LibraryError as exc:
+        problems.append(f"[{name}] {exc}")
+
+
+def _limit(options: Dict[str, str], key: str, default: int, name: str) -> int:
+    text = options.get(key, str(default)).strip()
+    if not text.isdigit() or int(text) < 1:
+        raise UnsupportedProps(f"[{name}] {key} = {text}")
+    return int(text)
+
+
+def compile_report_regex(regex: str, match_limit: int, depth_limit: int) -> Any:
+    """REGEX compiled for PCRE2 with the transform's limits.
+
+    The pcre2 bindings (0.7.x) expose no match context setter for the limits, so they are set with
+    PCRE2's documented pattern-start items (pcre2pattern, "Setting match resource limits":
+    (*LIMIT_MATCH=d), (*LIMIT_DEPTH=d)); these can only lower the library's limits, which are far
+    higher (10,000,000 by default). JIT is off: "the depth limit is ignored by JIT" (pcre2api), so
+    with JIT the stand-in would be more lenient than the spec's DEPTH_LIMIT.
+    """
+    prefix = f"(*LIMIT_MATCH={match_limit})(*LIMIT_DEPTH={depth_limit})"
+    try:
+        return pcre2.compile(prefix + regex, jit=False)
+    except pcre2.PatternError as exc:
+        raise UnsupportedProps(f"REGEX does not compile in PCRE2: {exc}") from exc
 
 
 def report_transform(transforms: Optional[configparser.RawConfigParser], name: str) -> RegexReport:
     if transforms is None or not transforms.has_section(name):
         raise UnsupportedProps(f"REPORT names transforms stanza [{name}], which is not there")
     options = {k.upper(): v for k, v in transforms.items(name)}
-    unknown = set(options) - {"REGEX", "FORMAT", "MV_ADD", "SOURCE_KEY"}
+    unknown = set(options) - {"REGEX", "FORMAT", "MV_ADD", "SOURCE_KEY", "MATCH_LIMIT", "DEPTH_LIMIT"}
     if unknown:
         raise UnsupportedProps(f"[{name}] {sorted(unknown)}")
     if options.get("SOURCE_KEY", "_raw").strip() != "_raw":
@@ -615,11 +969,28 @@ def report_transform(transforms: Optional[configparser.RawConfigParser], name: s
         raise UnsupportedProps(f"[{name}] without MV_ADD = true (first-match-wins is not implemented)")
     fmt = _FORMAT.match(options.get("FORMAT", "").strip())
     if not fmt:
-        raise UnsupportedProps(f"[{name}] FORMAT other than <field>::<template>")
+        raise UnsupportedProps(f"[{name}] FORMAT other than <field>::<value>")
+    value = fmt.group(2).strip()
+    if " " in value:
+        raise UnsupportedProps(f"[{name}] FORMAT with several field::value pairs is not implemented")
+    if not _FORMAT_VALUE.fullmatch(value):
+        raise SplunkRuleViolation(
+            f"[{name}] FORMAT value {value!r}: you cannot create concatenated fields with FORMAT at "
+            "search time (transforms.conf.spec); a value is one $<n> or a literal"
+        )
     regex = options.get("REGEX", "").strip()
-    if re.search(r"\(\?<|\(\?P|\(\?R|\(\?\d|\\[gk]", regex):
-        raise UnsupportedProps(f"[{name}] named groups, recursion or back-references")
-    return RegexReport(name, re.compile(regex), fmt.group(1), fmt.group(2))
+    if re.search(r"\(\?<|\(\?P|\\[gk]", regex):
+        raise UnsupportedProps(f"[{name}] named groups or back-references")
+    compiled = compile_report_regex(
+        regex,
+        _limit(options, "MATCH_LIMIT", DEFAULT_MATCH_LIMIT, name),
+        _limit(options, "DEPTH_LIMIT", DEFAULT_DEPTH_LIMIT, name),
+    )
+    group_m = re.fullmatch(r"\$(\d+)", value)
+    group = int(group_m.group(1)) if group_m else None
+    if group is not None and not 1 <= group <= compiled.groups:
+        raise UnsupportedProps(f"[{name}] FORMAT names ${group}; the REGEX has {compiled.groups} groups")
+    return RegexReport(name, compiled, fmt.group(1), group, "" if group is not None else value)
 
 
 # ------------------------------------------------------------------------------------- extract
@@ -628,8 +999,14 @@ def extract(
     sourcetype: str,
     raw: str,
     transforms: Optional[configparser.RawConfigParser] = None,
+    cutoff: Optional[int] = JSON_EXTRACTION_CUTOFF,
+    problems: Optional[List[str]] = None,
 ) -> Fields:
-    """Search-time fields of one event of ``sourcetype``."""
+    """Search-time fields of one event of ``sourcetype``.
+
+    ``problems`` (when given) receives what splunkd would log: a REPORT regex that hit its PCRE
+    limit. ``cutoff`` is limits.conf's [spath] extraction_cutoff (None: no cut).
+    """
     if not props.has_section(sourcetype):
         raise UnsupportedProps(f"no props stanza [{sourcetype}]")
     conf_dir = getattr(props, "conf_dir", None)
@@ -664,10 +1041,11 @@ def extract(
         else:
             raise UnsupportedProps(f"[{sourcetype}] {key}")
     fields: Fields = {}
+    report_problems: List[str] = []
     for report in reports:  # REPORT before KV_MODE, as splunk orders search-time extraction
-        report.apply(raw, fields)
+        report.apply(raw, fields, report_problems)
     if kv_json:
-        for name, values in json_fields(raw).items():
+        for name, values in json_fields(raw, cutoff=cutoff).items():
             fields.setdefault(name, []).extend(values)
     for source, target in aliases:
         if source in fields:
@@ -681,4 +1059,6 @@ def extract(
             fields[name] = values
         else:
             fields.pop(name, None)
+    if problems is not None:
+        problems.extend(report_problems)
     return fields

@@ -11,18 +11,26 @@ from __future__ import annotations
 import configparser
 import json
 import re
+from functools import partial
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional
 
+import pcre2
 import pytest
 
 from tests.fixture_paths import SAMPLES
 from tests.harness.graph_sim.tenant import SyntheticTenant
 from tests.harness.searchtime import (
+    DEFAULT_DEPTH_LIMIT,
+    DEFAULT_MATCH_LIMIT,
+    SplunkRuleViolation,
     UnsupportedProps,
+    compile_report_regex,
     evaluate,
     extract,
+    json_fields,
     load_props,
+    load_transforms,
     parse_expression,
 )
 
@@ -145,7 +153,10 @@ def test_reference_alert_every_cim_field(props: configparser.RawConfigParser) ->
     assert one(f, "detectionSource") == "microsoftDefenderForEndpoint"
     # What Splunk's published Defender detections read besides the CIM fields.
     assert f["mitreTechniques{}"] == ["T1059.001", "T1105", "T1027"]
-    assert len(f["dl_evidence_head"]) == len(alert["evidence"])
+    # Each evidence whole, as Graph wrote it.
+    assert [json.loads(v) for v in f["dl_evidence"]] == alert["evidence"]
+    assert one(f, "severity_id") == "4"
+    assert one(f, "subject") == alert["title"]  # no message in the evidence: the title
 
 
 def test_reference_incident_every_cim_field(props: configparser.RawConfigParser) -> None:
@@ -162,7 +173,7 @@ def test_reference_incident_every_cim_field(props: configparser.RawConfigParser)
     assert one(f, "incidentId") == "31337"
     assert f["serviceSource"] == ["microsoftDefenderForOffice365", "microsoftDefenderForEndpoint"]
     # Alert evidence embedded in an expanded incident does not leak into the incident's fields.
-    assert "dest" not in f and "src" not in f and "dl_evidence_head" not in f
+    assert "dest" not in f and "src" not in f and "dl_evidence" not in f
 
 
 def test_pretty_printed_alert_gives_the_same_fields(props: configparser.RawConfigParser) -> None:
@@ -240,8 +251,8 @@ def test_source_ip_and_detailed_role(props: configparser.RawConfigParser) -> Non
     assert "src" not in extract(props, ALERT, compact(alert))
 
 
-def test_device_read_only_from_flattened_fields_when_not_whole(props: configparser.RawConfigParser) -> None:
-    # A device whose nested object comes first cannot be read whole: dest falls back to the flat names.
+def test_device_with_a_nested_object_before_its_name(props: configparser.RawConfigParser) -> None:
+    # The evidence is read whole whatever its property order (the old head-only regex could not).
     alert = sample("alert_v2.json")
     device = alert["evidence"][0]
     reordered = {"@odata.type": device["@odata.type"], "vmMetadata": {"vmId": "x"}}
@@ -358,9 +369,183 @@ def test_interpreter_refuses_transforms_it_does_not_implement() -> None:
         ('json_extract(a, "k.j")', {"a": '{"k":{"j":[1,"t"]}}'}, '[1,"t"]'),
         ('json_extract(a, "k")', {"a": '{"k":null}'}, None),
         ("tonumber(a)>85", {"a": "88"}, True),
+        ('json_extract(a, "@odata.type")', {"a": '{"@odata.type":"#t"}'}, None),  # a period is a path step
+        ('json_extract(a, "@odata.type")', {"a": '{"@odata":{"type":"p"}}'}, "p"),
+        ('json_extract_exact(a, "@odata.type")', {"a": '{"@odata.type":"#t"}'}, "#t"),
+        ('spath(a, "k{}.j")', {"a": '{"k":[{"j":"x"},{"j":null},{"j":"y"}]}'}, ["x", "y"]),
+        ('a."-".b', {"a": "x", "b": "y"}, "x-y"),
+        ('a."-".b', {"a": "x"}, None),  # concatenating null gives null
         ("isnull(tonumber(a))", {"a": "n/a"}, True),
         ('match(a, "\\"r\\":\\[[^\\]]*\\"s\\"")', {"a": '{"r":["t","s"]}'}, True),
     ],
 )
 def test_eval_semantics(expression: str, env: Dict[str, Any], expected: Any) -> None:
     assert evaluate(parse_expression(expression), env) == expected
+
+
+# ------------------------------------------------------------------ large, realistic events (fixtures)
+LARGE = SAMPLES.parent / "cim"
+
+
+def large(name: str) -> Dict[str, Any]:
+    data: Dict[str, Any] = json.loads((LARGE / name).read_text(encoding="utf-8"))
+    return data
+
+
+def test_large_event_fixtures_are_what_their_builder_makes() -> None:
+    from tests.fixtures.cim import build_large_events
+
+    assert large("large_alert.json") == build_large_events.large_alert()
+    assert large("large_incident.json") == build_large_events.large_incident()
+
+
+def test_large_alert_is_large_where_it_matters() -> None:
+    alert = large("large_alert.json")
+    raw = compact(alert).encode("utf-8")
+    assert len(raw) > 20_000
+    assert raw.index(b'"evidence"') > 5000 and raw.index(b'"mitreTechniques"') > 5000
+    assert max(len(e.get("processCommandLine") or "") for e in alert["evidence"]) > 3000
+
+
+@pytest.mark.parametrize("shape", ["compact", "pretty"])
+def test_large_alert_every_cim_field(props: configparser.RawConfigParser, shape: str) -> None:
+    alert = large("large_alert.json")
+    raw = compact(alert) if shape == "compact" else json.dumps(alert, indent=2)
+    problems: List[str] = []
+    f = extract(props, ALERT, raw, problems=problems)
+    assert problems == []  # no REPORT regex hit a PCRE limit
+    assert [json.loads(v) for v in f["dl_evidence"]] == alert["evidence"]
+    # The compromised device by DNS name, the one known only by host name; not the attacker device.
+    assert f["dest"] == ["fin-ws-0142.corp.contoso.com", "fin-srv-07"]
+    assert f["src"] == ["kiosk-13.corp.contoso.com", "203.0.113.50", "198.51.100.23", "192.0.2.44"]
+    assert f["user"] == ["jdoe@contoso.com", "awu@contoso.com", "svc-backup", "mlee@contoso.com"]
+    assert f["subject"] == ["Invoice 4471 overdue {action required}"]
+    assert one(f, "severity_id") == "4" and one(f, "severity") == "high"
+    assert f["mitre_technique_id"] == ["T1059.001", "T1105", "T1027"]
+    assert {k: f[k] for k in ("dest", "src", "user")} == oracle(alert)
+    # The same event under KV_MODE alone: everything past byte 5,000 is cut, the proof that the
+    # fields above do not come from it.
+    assert "evidence{}.ipAddress" not in f and "mitreTechniques{}" not in f
+
+
+def test_large_incident_sources_of_every_alert(props: configparser.RawConfigParser) -> None:
+    incident = large("large_incident.json")
+    assert len(incident["alerts"]) >= 30
+    f = extract(props, INCIDENT, compact(incident))
+    assert f["serviceSource"] == _dedup([a["serviceSource"] for a in incident["alerts"]])
+    assert f["detectionSource"] == _dedup([a["detectionSource"] for a in incident["alerts"]])
+    assert {"microsoftDefenderForCloudApps", "azureAdIdentityProtection"} <= set(f["serviceSource"])
+
+
+# ---------------------------------------------- the stand-in is as strict as Splunk (each rule fails)
+# The configuration this add-on shipped before issue 13, kept here as the deliberately wrong one.
+OLD_HEAD_REGEX = (
+    r'\{\s*"@odata\.type"\s*:\s*"#microsoft\.graph\.security\.(\w+Evidence)"((?:\s*,\s*"[^"\\]+"\s*:\s*'
+    r'(?:"(?:[^"\\]|\\.)*"|[-+.\w]+|\[\s*(?:(?:"(?:[^"\\]|\\.)*"|[-+.\w]+)(?:\s*,\s*(?:"(?:[^"\\]|\\.)*"|'
+    r"[-+.\w]+))*)?\s*\]))*)"
+)
+
+
+def test_search_time_format_cannot_concatenate() -> None:
+    # transforms.conf.spec: "You cannot create concatenated fields with FORMAT at search time."
+    props = _props("[st]\nREPORT-x = t\n")
+    old = f'[t]\nREGEX = {OLD_HEAD_REGEX}\nFORMAT = dl_evidence_head::{{"type":"$1"$2}}\nMV_ADD = true\n'
+    with pytest.raises(SplunkRuleViolation):
+        extract(props, "st", "{}", transforms=_props(old))
+    for value in ("x$1", "$1$2", "$1.$2"):
+        with pytest.raises(SplunkRuleViolation):
+            extract(props, "st", "a", transforms=_props(f"[t]\nREGEX = (a)\nFORMAT = f::{value}\nMV_ADD = true\n"))
+    ok = extract(props, "st", "ab", transforms=_props("[t]\nREGEX = (a)(b)\nFORMAT = f::$2\nMV_ADD = true\n"))
+    assert ok == {"f": ["b"]}
+
+
+def test_kv_mode_json_reads_only_the_first_5000_bytes(props: configparser.RawConfigParser) -> None:
+    # limits.conf [spath] extraction_cutoff = 5000 applies to the auto kv extraction.
+    raw = json.dumps({"a": "x" * 4950, "early": "yes", "pad": "y" * 60, "late": "no"})
+    assert raw.index('"late"') > 5000 > raw.index('"early"')
+    fields = json_fields(raw)
+    assert fields["early"] == ["yes"] and "late" not in fields
+    assert json_fields(raw, cutoff=None)["late"] == ["no"]
+    # The incident EVALs as shipped before: alerts{}.serviceSource from KV_MODE loses the late products.
+    old = _props("[st]\nKV_MODE = json\nEVAL-serviceSource = mvdedup('alerts{}.serviceSource')\n")
+    incident = large("large_incident.json")
+    cut = extract(old, "st", compact(incident))["serviceSource"]
+    assert "microsoftDefenderForCloudApps" not in cut and "azureAdIdentityProtection" not in cut
+    # ... and a multibyte character cut in half is not a value.
+    assert "k" not in json_fields(json.dumps({"a": "x" * 4988, "k": "é" * 20}, ensure_ascii=False))
+
+
+def test_report_regex_runs_at_pcre_default_limits(props: configparser.RawConfigParser) -> None:
+    # transforms.conf.spec DEPTH_LIMIT (default 1000), MATCH_LIMIT (default 100000): the old
+    # evidence regex backtracks once per character of a string and fails on the long command line;
+    # the values of every evidence after it are lost, as splunkd loses them.
+    alert = large("large_alert.json")
+    props_old = _props("[st]\nREPORT-x = t\n")
+    transforms_old = _props(f"[t]\nREGEX = {OLD_HEAD_REGEX}\nFORMAT = head::$1\nMV_ADD = true\n")
+    problems: List[str] = []
+    f = extract(props_old, "st", compact(alert), transforms=transforms_old, problems=problems)
+    assert problems and "depth limit" in problems[0]
+    assert len(f.get("head", [])) < len(alert["evidence"])
+    # With the limit raised (DEPTH_LIMIT in the stanza, as Splunk's Check Point add-on advises),
+    # the same regex gets through: the stand-in honours the key.
+    raised = _props(f"[t]\nREGEX = {OLD_HEAD_REGEX}\nFORMAT = head::$1\nMV_ADD = true\nDEPTH_LIMIT = 200000\n")
+    problems = []
+    f = extract(props_old, "st", compact(alert), transforms=raised, problems=problems)
+    # (it also matches the user evidence nested in the logon session: it never read objects whole)
+    assert problems == [] and len(f["head"]) >= len(alert["evidence"])
+
+
+def _fits(regex: str, raw: str, count: int, match_limit: int, depth_limit: int) -> bool:
+    try:
+        return len(compile_report_regex(regex, match_limit, depth_limit).findall(raw)) == count
+    except pcre2.LibraryError:
+        return False
+
+
+def _fits_depth(regex: str, raw: str, count: int, depth_limit: int) -> bool:
+    return _fits(regex, raw, count, DEFAULT_MATCH_LIMIT, depth_limit)
+
+
+def _fits_matches(regex: str, raw: str, count: int, match_limit: int) -> bool:
+    return _fits(regex, raw, count, match_limit, DEFAULT_DEPTH_LIMIT)
+
+
+def _smallest(fits: Any, high: int) -> int:
+    low = 1
+    while low < high:
+        mid = (low + high) // 2
+        if fits(mid):
+            high = mid
+        else:
+            low = mid + 1
+    return low
+
+
+@pytest.mark.parametrize("command_line_length", [3_000, 30_000])
+def test_shipped_evidence_regex_needs_a_small_bounded_depth(command_line_length: int) -> None:
+    """The measured bound. The depth the shipped REGEX needs does not grow with a string's length
+    (possessive loops leave no backtracking frames); its match() calls grow with the number of
+    escapes in one evidence (one loop turn each), measured: ~1,100 for the 3,944-character command
+    line, ~6,200 for 30,000 characters (about 3,000 escapes): the default 100,000 holds an evidence
+    with tens of thousands of escapes."""
+    regex = load_transforms(DEFAULT / "transforms.conf").get("ta_defender_lineage_evidence", "REGEX")
+    alert = large("large_alert.json")
+    process = next(e for e in alert["evidence"] if e.get("processCommandLine"))
+    line = process["processCommandLine"]
+    process["processCommandLine"] = (line * (command_line_length // len(line) + 1))[:command_line_length]
+    for raw in (compact(alert), json.dumps(alert, indent=2)):
+        count = len(alert["evidence"])
+        depth = _smallest(partial(_fits_depth, regex, raw, count), DEFAULT_DEPTH_LIMIT)
+        matches = _smallest(partial(_fits_matches, regex, raw, count), DEFAULT_MATCH_LIMIT)
+        assert depth <= 20, depth  # measured: 10, at both sizes
+        assert matches <= DEFAULT_MATCH_LIMIT // 10, matches
+
+
+def test_dotted_json_extract_path_is_not_a_key(props: configparser.RawConfigParser) -> None:
+    # json_extract(x, "@odata.type") is a two-step path: null on Graph evidence. The old props used it
+    # on the concatenated head; the shipped ones use json_extract_exact (and no rebuilt text).
+    ev = json.dumps({"@odata.type": "#microsoft.graph.security.deviceEvidence", "deviceDnsName": "d"})
+    old_type_test = parse_expression('json_extract(e, "@odata.type")=="#microsoft.graph.security.deviceEvidence"')
+    assert evaluate(old_type_test, {"e": ev}) is None
+    text = (DEFAULT / "props.conf").read_text(encoding="utf-8") + (DEFAULT / "macros.conf").read_text(encoding="utf-8")
+    assert not re.search(r'json_extract\([^()]*"@odata\.type"\)', text)

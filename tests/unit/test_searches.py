@@ -36,16 +36,14 @@ import pytest
 from defender_lineage_core.incident_store import INCIDENT_OUTPUT_FIELDS
 from defender_lineage_core.lineage import OUTPUT_FIELDS
 from tests.harness.graph_sim.tenant import SyntheticTenant
-from tests.harness.searchtime import EvalSyntaxError, extract, load_props, parse_expression, referenced_fields
+from tests.harness.searchtime import EvalSyntaxError, Node, extract, load_props, parse_expression, referenced_fields
+from tests.harness.spl_pipeline import SplSyntaxError as SplError
+from tests.harness.spl_pipeline import split_top
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT = ROOT / "package" / "default"
 VIEWS = DEFAULT / "data" / "ui" / "views"
 MODINPUT = ROOT / "package" / "bin" / "defender_lineage_modinput.py"
-
-
-class SplError(AssertionError):
-    pass
 
 
 def conf(name: str) -> configparser.RawConfigParser:
@@ -208,41 +206,6 @@ def event_fields() -> Set[str]:
     return names
 
 
-def split_top(text: str, sep: str) -> List[str]:
-    """Split on sep outside double quotes, parentheses and brackets; checks they balance."""
-    parts, cur, stack, quote, i = [], "", [], False, 0
-    while i < len(text):
-        ch = text[i]
-        if quote:
-            cur += ch
-            if ch == "\\" and i + 1 < len(text):
-                cur += text[i + 1]
-                i += 1
-            elif ch == '"':
-                quote = False
-        elif ch == '"':
-            quote = True
-            cur += ch
-        elif ch in "([":
-            stack.append(ch)
-            cur += ch
-        elif ch in ")]":
-            if not stack or stack.pop() != {")": "(", "]": "["}[ch]:
-                raise SplError(f"unbalanced {ch!r} in {text[:80]!r}")
-            cur += ch
-        elif ch == sep and not stack:
-            parts.append(cur)
-            cur = ""
-        else:
-            cur += ch
-        i += 1
-    if quote:
-        raise SplError(f"unbalanced quote in {text[:80]!r}")
-    if stack:
-        raise SplError(f"unclosed {stack[-1]!r} in {text[:80]!r}")
-    return [*parts, cur]
-
-
 def subsearches(text: str) -> List[str]:
     out, depth, start, quote = [], 0, 0, False
     for i, ch in enumerate(text):
@@ -265,9 +228,35 @@ def _words(args: str) -> List[str]:
     return [w for w in re.findall(r'"[^"]*"|\S+', args)]
 
 
+# Top-level alert properties Graph lists after the (long) description and recommendedActions
+# (the order of tests/fixtures/samples/alert_v2.json, as Graph returns them). KV_MODE = json reads
+# the first 5,000 bytes of an event only (limits.conf [spath] extraction_cutoff), so on a large
+# alert these are cut: a search over alerts reads them by path, spath(_raw, "<name>").
+LATE_ALERT_FIELDS = {
+    "recommendedActions",
+    "category",
+    "categories",
+    "assignedTo",
+    "alertWebUrl",
+    "incidentWebUrl",
+    "actorDisplayName",
+    "threatDisplayName",
+    "threatFamilyName",
+    "mitreTechniques{}",
+    "createdDateTime",
+    "lastUpdateDateTime",
+    "firstActivityDateTime",
+    "lastActivityDateTime",
+    "resolvedDateTime",
+    "investigationState",
+    "alertPolicyId",
+}
+
+
 class Checker:
     def __init__(self, known_event_fields: Set[str]) -> None:
         self.event_fields = known_event_fields
+        self.cut_fields: Set[str] = set()  # event fields KV_MODE cannot be trusted to extract
 
     def check(self, search: str) -> List[str]:
         """Check one expanded search; returns the command names, in order."""
@@ -304,6 +293,8 @@ class Checker:
         for n in names:
             if n in made or n in INTERNAL:
                 continue
+            if fields is None and n in self.cut_fields:
+                raise SplError(f"{where}: {n!r} comes after byte 5,000 of a large alert: read it with spath(_raw, ...)")
             if fields is None:
                 if n not in self.event_fields:
                     raise SplError(f"{where}: field {n!r} is not a field of the add-on's events")
@@ -369,6 +360,15 @@ class Checker:
         elif name == "tstats":
             m = re.search(r"\bby\s+(.+)$", args)
             return ({"count"} | set(m.group(1).replace(",", " ").split()) if m else {"count"}), set()
+        elif name == "lookup":
+            m = re.fullmatch(
+                r"(\w+)\s+(\w+)(?:\s+AS\s+(\w+))?\s+OUTPUT(?:NEW)?\s+(.+)", args, re.IGNORECASE | re.DOTALL
+            )
+            if not m:
+                raise SplError(f"lookup: cannot read {args!r}")
+            self.need([m.group(3) or m.group(2)], fields, made, "lookup")
+            for out, alias in re.findall(r"(\w+)(?:\s+AS\s+(\w+))?", m.group(4), re.IGNORECASE):
+                made.add(alias or out)
         elif name == "defenderlineage":
             if args and not re.fullmatch(r"incidents=(true|false|t|f|1|0)", args):
                 raise SplError(f"defenderlineage: unknown arguments {args!r}")
@@ -389,7 +389,9 @@ class Checker:
         out: Set[str] = set(by) | ({"_time"} if name == "timechart" else set())
         self.need(by, fields, made, name)
         rest = args
-        rest = re.sub(r"\b(current|window|global|reset_on_change|allnum|span|limit|useother|usenull)=\S+", "", rest)
+        rest = re.sub(
+            r"\b(current|window|time_window|global|reset_on_change|allnum|span|limit|useother|usenull)=\S+", "", rest
+        )
         pattern = re.compile(
             r"\s*(\w+)(?:\((eval\((?:[^()]|\((?:[^()]|\([^()]*\))*\))*\)|[^()]*)\))?(?:\s+as\s+(\"[^\"]+\"|[\w.]+))?\s*,?",
             re.IGNORECASE,
@@ -464,7 +466,12 @@ def test_every_shipped_search_parses(checker: Checker, where: str, search: str, 
         first = expanded.strip().split()[0]
         if first in COMMANDS and first != "search" and not first.startswith("("):
             expanded = 'sourcetype="ms:defender:graph:alert" | ' + expanded
-    checker.check(expanded)
+    alerts_only = 'sourcetype="ms:defender:graph:alert"' in expanded and "graph:incident" not in expanded
+    checker.cut_fields = LATE_ALERT_FIELDS if alerts_only else set()
+    try:
+        checker.check(expanded)
+    finally:
+        checker.cut_fields = set()
 
 
 def test_every_shipped_search_uses_the_index_macro() -> None:
@@ -496,6 +503,16 @@ def test_every_shipped_search_uses_the_index_macro() -> None:
 def test_the_checker_rejects_broken_spl(checker: Checker, bad: str) -> None:
     with pytest.raises(SplError):
         checker.check(expand(bad, macros()))
+
+
+def test_the_checker_rejects_cut_alert_fields(checker: Checker) -> None:
+    checker.cut_fields = LATE_ALERT_FIELDS
+    try:
+        with pytest.raises(SplError):
+            checker.check(expand("`defender_lineage_alerts` | table id incidentWebUrl", macros()))
+        checker.check(expand('`defender_lineage_alerts` | eval u=spath(_raw, "incidentWebUrl") | table id u', macros()))
+    finally:
+        checker.cut_fields = set()
 
 
 def test_saved_searches_are_shipped_disabled_scheduled_and_described() -> None:
@@ -602,3 +619,151 @@ def test_nav_keeps_the_configuration_pages_and_shows_both_dashboards() -> None:
     views = [v.get("name") for v in nav.iter("view")]
     assert views[0] == "inputs" and nav.find("view[@name='inputs']").get("default") == "true"  # type: ignore[union-attr]
     assert {"configuration", "search", "defender_lineage", "collection_health"} <= set(views)
+
+
+# ------------------------------------------------------------- alerting, throttling, Enterprise Security
+DETECTIONS = {
+    "TA-defender-lineage - Incident spans multiple products",
+    "TA-defender-lineage - Endpoint then identity alert not correlated by Defender",
+    "TA-defender-lineage - High-severity alert without an incident",
+}
+TECHNIQUE = re.compile(r"T\d{4}(\.\d{3})?")
+
+
+def final_table(search: str) -> List[str]:
+    last = split_top(search, "|")[-1].strip()
+    assert last.startswith("table "), "a correlation search ends with its table"
+    return last[len("table ") :].split()
+
+
+def chosen_values(node: Node) -> List[Node]:
+    """The expressions whose value an eval expression can take (the branches of if/case/coalesce)."""
+    if node.kind == "call" and node.value == "if":
+        return chosen_values(node.args[1]) + chosen_values(node.args[2])
+    if node.kind == "call" and node.value == "case":
+        return [v for branch in node.args[1::2] for v in chosen_values(branch)]
+    if node.kind == "call" and node.value == "coalesce":
+        return [v for arg in node.args for v in chosen_values(arg)]
+    return [node]
+
+
+def reads_clock(node: Node) -> bool:
+    return (node.kind == "call" and node.value in ("now", "time")) or any(reads_clock(a) for a in node.args)
+
+
+def alerting_searches() -> List[Tuple[str, Dict[str, str]]]:
+    saved = conf("savedsearches.conf")
+    return [(s, dict(saved.items(s))) for s in saved.sections() if saved.get(s, "alert.track", fallback="0") == "1"]
+
+
+@pytest.mark.parametrize(("section", "options"), alerting_searches(), ids=[s for s, _o in alerting_searches()])
+def test_throttling_is_per_result_on_stable_fields_of_the_output(section: str, options: Dict[str, str]) -> None:
+    # savedsearches.conf.spec: with alert.digest_mode = true (the default) the actions apply to the
+    # whole result set and field-based suppression silences the whole search; per result needs
+    # alert.digest_mode = 0, and then alert.suppress.fields "*must* be specified".
+    assert options.get("alert.suppress") == "1", section
+    assert options.get("alert.digest_mode") == "0", section
+    fields = [f.strip() for f in options["alert.suppress.fields"].split(",")]
+    table = final_table(options["search"])
+    assert fields and set(fields) <= set(table), f"{section}: suppressing on {fields}, output has {table}"
+    # Stable keys: no suppression field's value is computed from the clock (a minute count changes
+    # every run). A condition may read the clock; the values it chooses between may not.
+    for command in split_top(expand(options["search"], macros()), "|"):
+        name, _, args = command.strip().partition(" ")
+        if name != "eval":
+            continue
+        for assignment in split_top(args, ","):
+            target, _, expression = assignment.partition("=")
+            if target.strip() in fields:
+                for value in chosen_values(parse_expression(expression)):
+                    assert not reads_clock(value), f"{section}: {target.strip()} changes with time"
+
+
+@pytest.mark.parametrize("section", sorted(DETECTIONS))
+def test_detections_are_enterprise_security_correlation_searches(checker: Checker, section: str) -> None:
+    options = dict(conf("savedsearches.conf").items(section))
+    table = set(final_table(options["search"]))
+    assert options["action.correlationsearch.enabled"] == "1"
+    assert options["action.correlationsearch.label"] == section
+    annotations = json.loads(options["action.correlationsearch.annotations"])
+    assert isinstance(annotations["mitre_attack"], list)
+    assert all(TECHNIQUE.fullmatch(t) for t in annotations["mitre_attack"])
+    assert options["action.notable"] == "1"
+    for key in ("rule_title", "rule_description", "security_domain", "severity", "drilldown_name", "drilldown_search"):
+        assert options[f"action.notable.param.{key}"].strip(), key
+    assert options["action.notable.param.security_domain"] in {
+        "access",
+        "endpoint",
+        "network",
+        "threat",
+        "identity",
+        "audit",
+    }
+    # Every $field$ the notable and the risk message name is a field of the result.
+    for key in ("rule_title", "rule_description", "drilldown_name", "drilldown_search"):
+        for token in re.findall(r"\$(\w+)\$", options[f"action.notable.param.{key}"]):
+            assert token in table, f"{section}: {key} names ${token}$, not in {sorted(table)}"
+    for token in re.findall(r"\$(\w+)\$", options["action.risk.param._risk_message"]):
+        assert token in table, token
+    # The drill-down is a search that parses, with the tokens filled in.
+    drill = re.sub(r"\$\w+\$", "x", options["action.notable.param.drilldown_search"])
+    checker.check(expand(drill, macros()))
+    assert "defenderlineage" in drill  # it shows the lineage
+    assert "lineage_dashboard" in table or "alertWebUrl" in table
+    risks = json.loads(options["action.risk.param._risk"])
+    assert options["action.risk"] == "1" and risks
+    for risk in risks:
+        assert risk["risk_object_field"] in table
+        assert risk["risk_object_type"] in {"user", "system"}
+        assert 0 < risk["risk_score"] <= 100
+
+
+def test_operational_searches_are_plain_alerts() -> None:
+    saved = conf("savedsearches.conf")
+    for section in saved.sections():
+        if section not in DETECTIONS:
+            assert not any(
+                k.startswith(("action.correlationsearch", "action.notable", "action.risk"))
+                for k in saved.options(section)
+            ), section
+
+
+def test_no_default_searches_index_main() -> None:
+    for name in ("macros.conf", "savedsearches.conf"):
+        text = (DEFAULT / name).read_text(encoding="utf-8")
+        assert not re.search(r"^[^#\n]*\bindex\s*=\s*main\b", text, re.MULTILINE), name
+    for _where, search, _tokens in SEARCHES:
+        assert not re.search(r"\bindex\s*=\s*main\b", expand(re.sub(r"\$[^$\s]+\$", "x", search), macros()))
+
+
+def test_rebuild_reads_only_what_is_new() -> None:
+    options = dict(conf("savedsearches.conf").items("TA-defender-lineage - Rebuild incident store"))
+    search = options["search"]
+    # An overlapping window of index time: twice the 15-minute schedule.
+    assert options["cron_schedule"] == "*/15 * * * *"
+    m = re.search(r"_index_earliest=-(\d+)m@m", search)
+    assert m and 15 < int(m.group(1)) <= 60
+    # ... and an older version never replaces a newer one already stored.
+    assert "lookup ta_defender_lineage_incidents_lookup _key OUTPUT last_update_date_time" in search
+    assert re.search(
+        r"where isnull\(stored_update\) OR stored_update==\"\" OR last_update_date_time>=stored_update", search
+    )
+
+
+def test_evidence_macro_names_each_evidence_type() -> None:
+    """`defender_lineage_evidence` run on the sample alert (tests/harness/spl_pipeline.py): the
+    legacy entityType of every evidence. With json_extract (a period is a path step) every
+    evidence was "Other"."""
+    from tests.fixture_paths import SAMPLES
+    from tests.harness.spl_pipeline import Pipeline
+
+    raw = (SAMPLES / "alert_v2.json").read_text(encoding="utf-8")
+    event = {"_raw": raw, "index": "defender", "sourcetype": "ms:defender:graph:alert", "_time": 1.0}
+    table = macros()
+    search = expand("index=defender | `defender_lineage_evidence`", table)
+    (out,) = Pipeline(0.0).run(search, [dict(event)])
+    assert out["entityType"] == ["Machine", "User", "Process", "File", "Url", "Ip"]
+    assert out["ipAddress"] == "198.51.100.77" and out["fileName"] == ["powershell.exe", "a.ps1"]
+    old = table[("defender_lineage_evidence", 0)][1].replace("json_extract_exact(", "json_extract(")
+    (out,) = Pipeline(0.0).run("index=defender | " + old, [dict(event)])
+    assert set(out["entityType"]) == {"Other"}
