@@ -34,6 +34,7 @@ from defender_lineage_core.graph_client import (
 )
 from defender_lineage_core.incident_store import Doc, docs_from_items
 from defender_lineage_core.page_commits import PageCommitter
+from defender_lineage_core.redaction import install_redaction
 from defender_lineage_core.timestamps import TICKS_PER_SECOND, now_ticks
 
 APP = "TA-defender-lineage"
@@ -53,7 +54,7 @@ def splunkd_address(server_uri: str) -> Tuple[str, str, int]:
 def logger_for(input_type: str) -> logging.Logger:
     # One file per input type: $SPLUNK_HOME/var/log/splunk/ta_defender_lineage_<input_type>.log
     log.Logs.set_context(namespace=REST_ROOT, root_logger_log_file="main")
-    return log.Logs().get_logger(input_type)
+    return install_redaction(log.Logs().get_logger(input_type))
 
 
 class SplunkSettings:

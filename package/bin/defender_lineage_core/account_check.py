@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import requests
 
 from .certificate import CertificateError, ClientCertificate
+from .credential_binding import ENCRYPTED_FIELDS, PLACEHOLDERS, refuse_redirected_credential
 from .credentials import Credential, credential_for
 from .errors import (
     REQUIRED_PERMISSION,
@@ -38,8 +39,6 @@ RESOURCES = ("alerts_v2", "incidents")
 HUNTING_RESOURCE = "runHuntingQuery"
 # The cheapest query that proves ThreatHunting.Read.All: one row of the smallest table, one hour.
 HUNTING_PROBE = {"Query": "AlertInfo | take 1", "Timespan": "PT1H"}
-PLACEHOLDERS = ("******", "********")  # what UCC sends for an encrypted field left unchanged
-ENCRYPTED_FIELDS = ("client_secret", "certificate", "private_key")
 CHECK_TIMEOUT = 15.0  # seconds per request: the whole check must finish inside splunkd's REST call
 CHECK_RETRIES = 1
 MAX_PAUSE = 2.0  # seconds: the check honours Retry-After only this long
@@ -213,6 +212,7 @@ def check_saved_account(
     **options: Any,
 ) -> CheckResult:
     """What the REST handler calls on create and edit."""
+    refuse_redirected_credential(payload, stored)  # before anything is sent anywhere
     account = account_from_conf(name, merge_saved_account(payload, stored))
     return check_account(account, proxies=proxies, **options)
 
