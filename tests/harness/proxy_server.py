@@ -40,7 +40,7 @@ class PProxy:
         self._process: Optional[subprocess.Popen[str]] = None
         self._timer: Optional[threading.Timer] = None
 
-    def __enter__(self) -> "PProxy":
+    def __enter__(self) -> PProxy:
         self.port = _free_port()
         auth = f"#{self.username}:{self.password}" if self.username else ""
         command = [sys.executable, "-m", "pproxy", "-l", f"{self.protocols}://127.0.0.1:{self.port}{auth}"]
