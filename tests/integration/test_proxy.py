@@ -80,7 +80,10 @@ def test_a_wrong_proxy_password_fails_the_run_with_the_407_advice(
     result = run_input(splunkd, tmp_path, "defender_alerts", "bad_proxy", {"account": "acme"}, python, addon=addon)
     assert result.events == [] and sim.requests == []
     failures = [line for line in log_lines(tmp_path) if "run_failed" in line]
-    assert len(failures) == 1 and "407" in failures[0], failures
+    assert len(failures) == 1, failures
+    # The README's 407 row, not "check the account's tenant, client id, credential and cloud".
+    assert "requires authentication or refused its credentials (HTTP 407)" in failures[0], failures
+    assert "Configuration > Proxy tab" in failures[0] and "tenant" not in failures[0]
 
 
 @pytest.mark.integration
@@ -168,3 +171,8 @@ def test_the_generated_proxy_rest_model_takes_real_proxies_and_checks_the_port(a
     verdicts = answer["results"]
     assert verdicts[:5] == ["ok"] * 5, verdicts
     assert all(v != "ok" for v in verdicts[5:]), verdicts
+    # Who may save accounts and proxy settings is explicit (SECURITY.md), not left to splunkd's default.
+    restmap = (addon / "default" / "restmap.conf").read_text()
+    stanza = restmap.split("[admin:ta_defender_lineage_configuration]", 1)[1].split("\n\n", 1)[0]
+    for method in ("post", "put", "delete"):
+        assert f"capability.{method} = admin_all_objects" in stanza

@@ -33,6 +33,7 @@ from .errors import (
     graph_error,
 )
 from .graph_client import GraphClient, account_session, client_for_account
+from .proxy import proxy_auth_message
 from .settings import Account, account_from_conf
 
 RESOURCES = ("alerts_v2", "incidents")
@@ -377,8 +378,7 @@ class _Context:
 
     def proxy_auth(self, code: str = "") -> AccountCheckError:
         return AccountCheckError(
-            f"The proxy {self.proxy_label()} requires authentication or refused its credentials (HTTP 407): check "
-            "the proxy username and password on the Configuration > Proxy tab.",
+            proxy_auth_message(self.proxy_label()),
             "proxy_auth",
             code or "HTTP 407",
         )

@@ -116,6 +116,15 @@ class ProxyMap(Dict[str, str]):
         return f"ProxyMap({self.settings.kind}://{self.settings.label})"
 
 
+def proxy_auth_message(label: str = "") -> str:
+    """What a proxy's 407 means, for the account check and the inputs' ``run_failed`` line alike."""
+    proxy = f"The proxy {label}" if label else "The proxy"
+    return (
+        f"{proxy} requires authentication or refused its credentials (HTTP 407): check the proxy username "
+        "and password on the Configuration > Proxy tab."
+    )
+
+
 def proxy_settings(values: Mapping[str, Any]) -> Optional[ProxySettings]:
     """The Proxy tab's stanza as settings, or None when the proxy is off. Messages name the field and
     never carry the password."""
