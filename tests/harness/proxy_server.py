@@ -16,15 +16,52 @@ import subprocess
 import sys
 import threading
 import time
-from typing import List, Optional, Tuple
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar, Iterator, List, Optional, Tuple
 
 _RELAYED = re.compile(r"^(http|socks5) 127\.0\.0\.1:\d+ -> (\S+)")
 
 
-def _free_port() -> int:
+def closed_port() -> int:
+    """A loopback port nothing listens on (free a moment ago)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+_free_port = closed_port
+
+
+class Refusing407Proxy(BaseHTTPRequestHandler):
+    """A proxy that answers every request and CONNECT with 407, recording the Proxy-Authorization
+    header it was sent (``seen``, in order)."""
+
+    seen: ClassVar[List[str]] = []
+
+    def _refuse(self) -> None:
+        Refusing407Proxy.seen.append(self.headers.get("Proxy-Authorization", ""))
+        self.send_response(407, "Proxy Authentication Required")
+        self.send_header("Proxy-Authenticate", 'Basic realm="corp"')
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    do_GET = do_POST = do_CONNECT = _refuse
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def serve_refusing_proxy() -> Iterator[int]:
+    """Runs :class:`Refusing407Proxy` on 127.0.0.1 for the duration of a fixture; yields its port."""
+    Refusing407Proxy.seen = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Refusing407Proxy)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield int(server.server_address[1])
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 class PProxy:

@@ -176,3 +176,28 @@ def test_the_generated_proxy_rest_model_takes_real_proxies_and_checks_the_port(a
     stanza = restmap.split("[admin:ta_defender_lineage_configuration]", 1)[1].split("\n\n", 1)[0]
     for method in ("post", "put", "delete"):
         assert f"capability.{method} = admin_all_objects" in stanza
+
+
+@pytest.mark.integration
+def test_a_bad_proxy_port_fails_the_run_naming_the_field_without_the_password(
+    addon, python, sim: GraphSimulator, splunkd: SplunkdStandin, tmp_path: Path
+):
+    """The old input built http://user:<password>@host:31x28 and logged the traceback that held it;
+    the splunkd fixture's scan fails the test if the stored proxy password is in any log or output."""
+    seed_account(splunkd, sim, "acme")
+    splunkd.set_ucc_settings(
+        "proxy",
+        {
+            "proxy_enabled": "1",
+            "proxy_url": "proxy.corp.example.com",
+            "proxy_port": "31x28",
+            "proxy_username": USER,
+            "proxy_password": PASSWORD,
+        },
+        encrypted=["proxy_password"],
+    )
+    result = run_input(splunkd, tmp_path, "defender_alerts", "bad_port", {"account": "acme"}, python, addon=addon)
+    assert result.events == [] and sim.requests == []
+    failures = [line for line in log_lines(tmp_path) if "run_failed" in line]
+    assert len(failures) == 1 and "proxy_port must be a whole number from 1 to 65535" in failures[0], failures
+    assert not [line for line in log_lines(tmp_path) if "Traceback" in line]

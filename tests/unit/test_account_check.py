@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 import socket
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Dict, Iterator, Optional
 
 import pytest
@@ -21,6 +19,7 @@ from defender_lineage_core.errors import ConfigError
 from defender_lineage_core.settings import Account, account_from_conf
 from tests.harness.certificates import RegisteredCertificates, TestCertificate
 from tests.harness.graph_sim import GraphSimulator, SyntheticTenant
+from tests.harness.proxy_server import closed_port, serve_refusing_proxy
 
 OTHER_GUID = "11111111-2222-4333-8444-555555555555"
 PROXY_PASSWORD = "pr0xy-pa55word-never-shown"
@@ -80,12 +79,6 @@ def refused(acct: Account, **options) -> AccountCheckError:
             for line in secret.splitlines():
                 assert len(line) < 16 or line.startswith("-----") or line not in message
     return error
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # -- success ---------------------------------------------------------------------------------
@@ -263,27 +256,9 @@ def test_graph_busy_is_a_warning_not_a_refusal(sim):
 # -- network and proxy -----------------------------------------------------------------------
 
 
-class _Proxy407(BaseHTTPRequestHandler):
-    def _refuse(self) -> None:
-        self.send_response(407, "Proxy Authentication Required")
-        self.send_header("Proxy-Authenticate", 'Basic realm="corp"')
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    do_GET = do_POST = do_CONNECT = _refuse
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def proxy407() -> Iterator[int]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Proxy407)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.server_address[1]
-    server.shutdown()
-    server.server_close()
+    yield from serve_refusing_proxy()
 
 
 def proxies(port: int) -> Dict[str, str]:

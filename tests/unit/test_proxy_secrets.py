@@ -5,10 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import logging
-import socket
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import ClassVar, Iterator, List
+from typing import Iterator
 
 import pytest
 import requests
@@ -16,6 +13,7 @@ import requests
 from defender_lineage_core.graph_client import account_session
 from defender_lineage_core.redaction import RedactUserinfo, install_redaction, redact_userinfo
 from defender_lineage_core.settings import proxies_from_settings
+from tests.harness.proxy_server import Refusing407Proxy, closed_port, serve_refusing_proxy
 
 PASSWORD = "pr0xy-Pa55:w@rd/never-logged"
 
@@ -33,36 +31,9 @@ def settings(port: int, **change: str):
     return proxies_from_settings(values)
 
 
-class _Recording407(BaseHTTPRequestHandler):
-    seen: ClassVar[List[str]] = []
-
-    def _refuse(self) -> None:
-        _Recording407.seen.append(self.headers.get("Proxy-Authorization", ""))
-        self.send_response(407, "Proxy Authentication Required")
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    do_GET = do_POST = do_CONNECT = _refuse
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def proxy407() -> Iterator[int]:
-    _Recording407.seen = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Recording407)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.server_address[1]
-    server.shutdown()
-    server.server_close()
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    yield from serve_refusing_proxy()
 
 
 def texts_of(error: BaseException) -> str:
@@ -88,7 +59,7 @@ def test_the_proxy_gets_its_credentials_from_the_adapter(proxy407, target):
     except requests.exceptions.ProxyError as exc:  # CONNECT refused
         assert PASSWORD not in texts_of(exc)
     expected = "Basic " + base64.b64encode(f"squid-user:{PASSWORD}".encode()).decode()
-    assert _Recording407.seen == [expected]  # plain request or CONNECT: the header went to the proxy
+    assert Refusing407Proxy.seen == [expected]  # plain request or CONNECT: the header went to the proxy
 
 
 def test_an_unreachable_proxy_error_carries_no_password():
@@ -101,7 +72,7 @@ def test_an_unreachable_proxy_error_carries_no_password():
 def test_without_a_username_no_password_is_sent(proxy407):
     session = account_session(settings(proxy407, proxy_username=""), "test")
     assert session.get("http://127.0.0.1:9/x", timeout=5).status_code == 407
-    assert _Recording407.seen == [""]
+    assert Refusing407Proxy.seen == [""]
 
 
 @pytest.mark.parametrize(
