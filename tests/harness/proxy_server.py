@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import socket
+import socketserver
 import subprocess
 import sys
 import threading
@@ -55,6 +56,37 @@ def serve_refusing_proxy() -> Iterator[int]:
     """Runs :class:`Refusing407Proxy` on 127.0.0.1 for the duration of a fixture; yields its port."""
     Refusing407Proxy.seen = []
     server = ThreadingHTTPServer(("127.0.0.1", 0), Refusing407Proxy)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield int(server.server_address[1])
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def serve_refusing_socks5() -> Iterator[int]:
+    """A SOCKS5 server that refuses every username/password as RFC 1929 says: it selects method 2
+    (username/password, RFC 1928 section 3), then answers the sub-negotiation with status 1 (failure)
+    and closes. Yields its port for the duration of a fixture."""
+
+    class Refuse(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            sock = self.request
+            sock.settimeout(5)
+            version, count = sock.recv(2)
+            methods = sock.recv(count)
+            if version != 5 or 2 not in methods:
+                sock.sendall(b"\x05\xff")  # no acceptable method
+                return
+            sock.sendall(b"\x05\x02")
+            head = sock.recv(2)  # sub-negotiation version 1, username length
+            sock.recv(head[1])
+            sock.recv(sock.recv(1)[0])  # password
+            sock.sendall(b"\x01\x01")  # failure
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Refuse)
+    server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

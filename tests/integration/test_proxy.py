@@ -18,7 +18,7 @@ import pytest
 
 from tests.harness.graph_sim import GraphSimulator
 from tests.harness.pipeline import log_lines, run_input, seed_account
-from tests.harness.proxy_server import PProxy
+from tests.harness.proxy_server import PProxy, serve_refusing_socks5
 from tests.harness.splunkd_standin import SplunkdStandin
 from tests.integration.test_account_handler import STUB, account_payload, run_handler
 from tests.integration.test_inputs import FAR_BACK, latest_visible, written
@@ -108,6 +108,30 @@ def test_the_account_check_works_through_the_proxy(
         in (refused["message"])
     )
     assert "Proxy tab" in refused["message"] and PASSWORD not in output
+
+
+@pytest.mark.integration
+def test_a_wrong_socks5_password_is_named_as_such_by_the_account_check(
+    addon, python, sim: GraphSimulator, splunkd: SplunkdStandin, proxy: PProxy, tmp_path: Path
+):
+    # pproxy closes the connection on bad SOCKS5 credentials (no RFC 1929 status)...
+    use_proxy(splunkd, proxy.port, "socks5", password="not-the-proxy-password")
+    cases = [{"action": "create", "name": "acme", "payload": account_payload(sim)}]
+    (closed,), _ = run_handler(addon, python, splunkd, tmp_path, cases)
+    assert closed["status"] == 400, closed
+    assert f"The proxy 127.0.0.1:{proxy.port} closed the connection during the SOCKS5 handshake" in closed["message"]
+    assert "username and password" in closed["message"], closed
+    # ... a server that follows RFC 1929 answers with a failure status.
+    server = serve_refusing_socks5()
+    port = next(server)
+    try:
+        use_proxy(splunkd, port, "socks5", password="not-the-proxy-password")
+        (refused,), _ = run_handler(addon, python, splunkd, tmp_path, cases)
+    finally:
+        server.close()
+    expected = f"The proxy 127.0.0.1:{port} requires authentication or refused its credentials (SOCKS5 authentication"
+    assert refused["status"] == 400 and expected in refused["message"], refused
+    assert sim.requests == []
 
 
 MODEL_PROBE = r"""

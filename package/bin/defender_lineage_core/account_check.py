@@ -376,11 +376,11 @@ class _Context:
         parts = urlsplit(url)
         return f"{parts.hostname}:{parts.port}" if parts.hostname else "the proxy"
 
-    def proxy_auth(self, code: str = "") -> AccountCheckError:
+    def proxy_auth(self, code: str = "", cause: str = "HTTP 407") -> AccountCheckError:
         return AccountCheckError(
-            proxy_auth_message(self.proxy_label()),
+            proxy_auth_message(self.proxy_label(), cause),
             "proxy_auth",
-            code or "HTTP 407",
+            code or cause,
         )
 
     def network_failure(self, root: str, service: str) -> AccountCheckError:
@@ -394,6 +394,18 @@ class _Context:
         tunnel = _tunnel_status(texts)
         if tunnel == 407:
             return self.proxy_auth()
+        # PySocks' errors, matched by name (PySocks is imported only when SOCKS is used).
+        if any(type(e).__name__ == "SOCKS5AuthError" for e in chain):
+            return self.proxy_auth(cause="SOCKS5 authentication failed")  # RFC 1929: status not 0
+        if self.proxies.get("https", "").startswith("socks") and "Connection closed unexpectedly" in texts:
+            # Some SOCKS5 servers (pproxy among them) close the connection on bad credentials instead
+            # of answering RFC 1929's failure status; a server that is not SOCKS5 at all does the same.
+            return AccountCheckError(
+                f"The proxy {self.proxy_label()} closed the connection during the SOCKS5 handshake: check the proxy "
+                "username and password, and that it is a SOCKS5 proxy (Proxy type), on the Configuration > Proxy tab.",
+                "proxy_auth",
+                "SOCKS5",
+            )
         if tunnel:
             return AccountCheckError(
                 f"The proxy {proxy} refused to connect to {target} (HTTP {tunnel}): allow {parts.hostname} on the "

@@ -116,11 +116,12 @@ class ProxyMap(Dict[str, str]):
         return f"ProxyMap({self.settings.kind}://{self.settings.label})"
 
 
-def proxy_auth_message(label: str = "") -> str:
-    """What a proxy's 407 means, for the account check and the inputs' ``run_failed`` line alike."""
+def proxy_auth_message(label: str = "", cause: str = "HTTP 407") -> str:
+    """What a proxy's refusal of its credentials means (an HTTP proxy's 407, a SOCKS5 proxy's failed
+    authentication), for the account check and the inputs' ``run_failed`` line alike."""
     proxy = f"The proxy {label}" if label else "The proxy"
     return (
-        f"{proxy} requires authentication or refused its credentials (HTTP 407): check the proxy username "
+        f"{proxy} requires authentication or refused its credentials ({cause}): check the proxy username "
         "and password on the Configuration > Proxy tab."
     )
 
