@@ -108,3 +108,25 @@ def test_log_records_lose_userinfo_in_message_args_and_traceback():
     out = stream.getvalue()
     assert PASSWORD not in out and "Pa55" not in out and "a:b@" not in out
     assert "http://***@proxy:3128" in out and "ValueError" in out and "http://***@c" in out
+
+
+def test_an_ipv6_proxy_is_named_with_its_brackets():
+    from defender_lineage_core.account_check import AccountCheckError, check_account
+    from defender_lineage_core.settings import account_from_conf
+
+    guid = "11111111-2222-4333-8444-555555555555"
+    account = account_from_conf(
+        "acme",
+        {
+            "tenant_id": guid,
+            "client_id": guid,
+            "client_secret": "an-unused-secret-value",
+            "cloud": "custom",
+            "login_url": "http://127.0.0.1:9",
+            "graph_url": "http://127.0.0.1:9",
+        },
+    )
+    port = closed_port()
+    with pytest.raises(AccountCheckError) as caught:
+        check_account(account, proxies=settings(port, proxy_url="[::1]"), timeout=5.0)
+    assert f"[::1]:{port}" in str(caught.value) and PASSWORD not in str(caught.value)

@@ -374,7 +374,10 @@ class _Context:
     def proxy_label(self) -> str:
         url = self.proxies.get("https") or self.proxies.get("http") or ""
         parts = urlsplit(url)
-        return f"{parts.hostname}:{parts.port}" if parts.hostname else "the proxy"
+        if not parts.hostname:
+            return "the proxy"
+        host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname  # never the netloc: userinfo
+        return f"{host}:{parts.port}"
 
     def proxy_auth(self, code: str = "", cause: str = "HTTP 407") -> AccountCheckError:
         return AccountCheckError(
