@@ -34,6 +34,8 @@ from defender_lineage_core.graph_client import (
 )
 from defender_lineage_core.incident_store import Doc, docs_from_items
 from defender_lineage_core.page_commits import PageCommitter
+from defender_lineage_core.proxy import proxy_auth_message
+from defender_lineage_core.redaction import install_redaction
 from defender_lineage_core.timestamps import TICKS_PER_SECOND, now_ticks
 
 APP = "TA-defender-lineage"
@@ -53,7 +55,7 @@ def splunkd_address(server_uri: str) -> Tuple[str, str, int]:
 def logger_for(input_type: str) -> logging.Logger:
     # One file per input type: $SPLUNK_HOME/var/log/splunk/ta_defender_lineage_<input_type>.log
     log.Logs.set_context(namespace=REST_ROOT, root_logger_log_file="main")
-    return log.Logs().get_logger(input_type)
+    return install_redaction(log.Logs().get_logger(input_type))
 
 
 class SplunkSettings:
@@ -148,8 +150,10 @@ def run_stanzas(
         try:
             run(inputs.metadata, params, name)
         except DefenderLineageError as exc:
+            # A 407 comes from the proxy, not from Entra or Graph: say so rather than blame the account.
+            message = proxy_auth_message() if getattr(exc, "status", 0) == 407 else str(exc)
             logger.error(
-                'run_failed input=%s://%s error_type=%s message="%s"', input_type, name, type(exc).__name__, exc
+                'run_failed input=%s://%s error_type=%s message="%s"', input_type, name, type(exc).__name__, message
             )
         except Exception as exc:
             log.log_exception(logger, exc, "collection", msg_before=f"run_failed input={input_type}://{name}")

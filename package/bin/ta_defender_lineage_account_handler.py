@@ -20,6 +20,7 @@ from splunktaucclib.rest_handler.error import RestError
 
 from defender_lineage_core.account_check import check_saved_account
 from defender_lineage_core.errors import ConfigError
+from defender_lineage_core.redaction import install_redaction
 from defender_lineage_core.settings import check_account_fields, proxies_from_settings
 
 APP = "TA-defender-lineage"
@@ -32,9 +33,9 @@ def _logger() -> logging.Logger:
     # must not stop an admin from saving an account.
     try:
         log.Logs.set_context(namespace=REST_ROOT, root_logger_log_file="main")
-        return log.Logs().get_logger("account_check")
+        return install_redaction(log.Logs().get_logger("account_check"))
     except OSError:
-        return logging.getLogger("ta_defender_lineage.account_check")
+        return install_redaction(logging.getLogger("ta_defender_lineage.account_check"))
 
 
 def _conf_manager(session_key: str, realm: Optional[str] = None) -> conf_manager.ConfManager:

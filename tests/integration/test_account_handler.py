@@ -131,3 +131,62 @@ def test_save_runs_the_account_check(addon, python, sim: GraphSimulator, splunkd
     assert "account_check account=stored status=ok" in logs
     for text in (output, output2, logs):
         assert sim.client_secret not in text and wrong not in text and splunkd.session_key not in text
+
+
+@pytest.mark.integration
+def test_an_edit_cannot_send_the_stored_secret_to_a_new_url(
+    addon, python, sim: GraphSimulator, splunkd: SplunkdStandin, tmp_path: Path
+):
+    """Issue 12 item 5: keeping the stored secret (******) while moving login_url/graph_url/cloud is
+    refused before any request; the second server never sees a token request."""
+    seed_account(splunkd, sim, "stored")
+    with GraphSimulator(sim.tenant, max_lifetime=300.0) as elsewhere:
+        moves = [
+            {"login_url": elsewhere.base_url},
+            {"graph_url": elsewhere.base_url},
+            {"cloud": "custom", "login_url": elsewhere.base_url, "graph_url": elsewhere.base_url},
+            {"cloud": "global"},
+        ]
+        cases = [
+            {"action": "edit", "name": "stored", "payload": account_payload(sim, client_secret="******", **move)}
+            for move in moves
+        ]
+        results, output = run_handler(addon, python, splunkd, tmp_path, cases)
+        for result in results:
+            assert result["status"] == 400 and "enter the credential again" in result["message"], result
+        assert elsewhere.requests == [] and sim.requests == []
+        # Entering the secret in the same save is what allows the move.
+        move = {"login_url": elsewhere.base_url, "graph_url": elsewhere.base_url}
+        moved = {"action": "edit", "name": "stored", "payload": account_payload(sim, **move)}
+        assert run_handler(addon, python, splunkd, tmp_path, [moved])[0] == [{"ok": "edited"}]
+        assert [r for r in elsewhere.requests if r.resource == "token"]
+    assert sim.client_secret not in output
+
+
+@pytest.mark.integration
+def test_a_bad_proxy_port_is_refused_without_the_proxy_password(
+    addon, python, sim: GraphSimulator, splunkd: SplunkdStandin, tmp_path: Path
+):
+    """The old code built http://user:<password>@host:<port> and requests put it in the REST error
+    and the logged traceback."""
+    password = "pr0xy-pa55word-never-shown"
+    splunkd.set_ucc_settings(
+        "proxy",
+        {
+            "proxy_enabled": "1",
+            "proxy_url": "proxy.corp.example.com",
+            "proxy_port": "31x28",
+            "proxy_username": "squid-user",
+            "proxy_password": password,
+        },
+        encrypted=["proxy_password"],
+    )
+    results, output = run_handler(
+        addon, python, splunkd, tmp_path, [{"action": "create", "name": "acme", "payload": account_payload(sim)}]
+    )
+    (refused,) = results
+    assert refused["status"] == 400 and "proxy_port" in refused["message"], refused
+    logs = "".join(p.read_text() for p in (tmp_path / "var" / "log" / "splunk").glob("*.log"))
+    for text in (refused["message"], output, logs):
+        assert password not in text and "pr0xy" not in text
+    assert sim.requests == []

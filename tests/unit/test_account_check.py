@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 import socket
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Dict, Iterator, Optional
 
 import pytest
@@ -21,6 +19,7 @@ from defender_lineage_core.errors import ConfigError
 from defender_lineage_core.settings import Account, account_from_conf
 from tests.harness.certificates import RegisteredCertificates, TestCertificate
 from tests.harness.graph_sim import GraphSimulator, SyntheticTenant
+from tests.harness.proxy_server import closed_port, serve_refusing_proxy
 
 OTHER_GUID = "11111111-2222-4333-8444-555555555555"
 PROXY_PASSWORD = "pr0xy-pa55word-never-shown"
@@ -80,12 +79,6 @@ def refused(acct: Account, **options) -> AccountCheckError:
             for line in secret.splitlines():
                 assert len(line) < 16 or line.startswith("-----") or line not in message
     return error
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # -- success ---------------------------------------------------------------------------------
@@ -263,27 +256,9 @@ def test_graph_busy_is_a_warning_not_a_refusal(sim):
 # -- network and proxy -----------------------------------------------------------------------
 
 
-class _Proxy407(BaseHTTPRequestHandler):
-    def _refuse(self) -> None:
-        self.send_response(407, "Proxy Authentication Required")
-        self.send_header("Proxy-Authenticate", 'Basic realm="corp"')
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    do_GET = do_POST = do_CONNECT = _refuse
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def proxy407() -> Iterator[int]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Proxy407)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.server_address[1]
-    server.shutdown()
-    server.server_close()
+    yield from serve_refusing_proxy()
 
 
 def proxies(port: int) -> Dict[str, str]:
@@ -380,3 +355,56 @@ def test_edit_switching_to_certificate_needs_both_fields(sim, registered):
         check_saved_account("acme", {"auth_type": "certificate", "client_secret": "******"}, stored)
     sim.assertion_verifier = RegisteredCertificates(registered)
     assert check_saved_account("acme", cert_fields(registered), stored).ok
+
+
+# -- a stored credential goes only where it was saved for (issue 12, item 5) -----------------
+
+
+@pytest.fixture
+def elsewhere() -> Iterator[GraphSimulator]:
+    """A second server that would happily take the stored secret (same tenant and client id)."""
+    tenant = SyntheticTenant.generate(seed=3)
+    with GraphSimulator(tenant, max_lifetime=300.0) as server:
+        yield server
+
+
+@pytest.mark.parametrize(
+    "move",
+    [
+        lambda other: {"login_url": other.base_url},
+        lambda other: {"graph_url": other.base_url},
+        lambda other: {"cloud": "custom", "login_url": other.base_url, "graph_url": other.base_url},
+        lambda other: {"cloud": "global"},
+    ],
+)
+def test_an_edit_cannot_send_the_stored_secret_to_new_endpoints(sim, elsewhere, move):
+    stored = fields(sim)
+    for kept in ({"client_secret": "******"}, {}):  # the placeholder, or the field left out
+        with pytest.raises(ConfigError, match="enter the credential again") as caught:
+            check_saved_account("acme", {**kept, **move(elsewhere)}, stored, timeout=5.0)
+        assert sim.client_secret not in str(caught.value)
+    assert elsewhere.requests == [] and sim.requests == []  # refused before anything was sent
+
+
+def test_an_edit_that_reenters_the_secret_may_move_the_endpoints(sim, elsewhere):
+    stored = fields(sim, client_secret="the-old-secret-value")
+    urls = {"login_url": elsewhere.base_url, "graph_url": elsewhere.base_url}
+    assert check_saved_account("acme", {**urls, "client_secret": elsewhere.client_secret}, stored).ok
+    assert elsewhere.requests and sim.requests == []
+    # Unchanged endpoints (UCC sends every field on edit) keep working with the stored secret.
+    assert check_saved_account("acme", {**fields(sim), "client_secret": "******"}, fields(sim)).ok
+
+
+def test_a_certificate_account_moves_only_with_certificate_and_key(sim, elsewhere, registered):
+    stored = {**fields(sim), **cert_fields(registered)}
+    moved = {"login_url": elsewhere.base_url, "graph_url": elsewhere.base_url}
+    for kept in (
+        {"certificate": "******", "private_key": "******"},
+        {"certificate": registered.cert_pem, "private_key": "******"},
+        {"certificate": "******", "private_key": registered.key_pem(True)},
+    ):
+        with pytest.raises(ConfigError, match="certificate and its private key"):
+            check_saved_account("acme", {**moved, **kept}, stored, timeout=5.0)
+    assert elsewhere.requests == []
+    elsewhere.assertion_verifier = RegisteredCertificates(registered)
+    assert check_saved_account("acme", {**moved, **cert_fields(registered)}, stored).ok

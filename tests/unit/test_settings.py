@@ -1,5 +1,9 @@
 """Bad settings are refused with a message naming the field."""
 
+import json
+import re
+from pathlib import Path
+
 import pytest
 
 from defender_lineage_core import clouds
@@ -13,6 +17,8 @@ from defender_lineage_core.settings import (
     start_ticks,
 )
 from defender_lineage_core.timestamps import TICKS_PER_SECOND, parse_instant
+
+ROOT = Path(__file__).resolve().parents[2]
 
 GOOD = {
     "tenant_id": "4a1f0c2e-9b7d-4c3a-8e55-2f6d1b0a9c31",
@@ -86,21 +92,110 @@ def test_start_date_and_interval():
         interval_seconds("30")
 
 
+PROXY = {
+    "proxy_enabled": "1",
+    "proxy_type": "http",
+    "proxy_url": "proxy.local",
+    "proxy_port": "3128",
+    "proxy_username": "u@x",
+    "proxy_password": "p:w-pr0xy-secret",
+}
+
+
 def test_proxy():
     assert proxies_from_settings({"proxy_enabled": "0", "proxy_url": "p"}) == {}
-    p = proxies_from_settings(
-        {
-            "proxy_enabled": "1",
-            "proxy_type": "http",
-            "proxy_url": "proxy.local",
-            "proxy_port": "3128",
-            "proxy_username": "u@x",
-            "proxy_password": "p:w",
-        }
-    )
-    assert p["https"] == "http://u%40x:p%3Aw@proxy.local:3128"
+    p = proxies_from_settings(PROXY)
+    # The password is never in the proxy URL: the session's adapter carries it (proxy.py).
+    assert p == {"http": "http://proxy.local:3128", "https": "http://proxy.local:3128"}
+    assert "pr0xy" not in repr(p) and "pr0xy" not in str(p)
+    socks = proxies_from_settings({**PROXY, "proxy_type": "socks5"})
+    assert socks["https"] == "socks5h://proxy.local:3128"  # the proxy resolves Graph's names
     with pytest.raises(ConfigError, match="proxy_port"):
         proxies_from_settings({"proxy_enabled": "true", "proxy_url": "proxy.local"})
+
+
+@pytest.mark.parametrize(
+    "host", ["proxy.corp.example.com", "10.1.2.3", "proxy-1", "[2001:db8::1]", "[::1]", "localhost"]
+)
+def test_proxy_hosts_a_soc_really_uses_are_accepted(host):
+    assert proxies_from_settings({**PROXY, "proxy_url": host})["https"] == f"http://{host}:3128"
+    assert re.match(proxy_tab_pattern("proxy_url"), host)  # the UI and REST validator agree
+
+
+@pytest.mark.parametrize(
+    ("host", "reason"),
+    [
+        ("user:pw@proxy.local", "proxy_url must be a host name"),
+        ("http://proxy.local", "proxy_url must be a host name"),
+        ("proxy.local:3128", "proxy_url must be a host name"),
+        ("169.254.169.254", "metadata"),
+        ("169.254.10.1", "link-local"),
+        ("[fe80::1]", "link-local"),
+        ("[fd00:ec2::254]", "metadata"),
+        ("metadata.google.internal", "metadata"),
+        ("[::ffff:169.254.169.254]", "metadata"),
+        ("[not-ipv6]", "proxy_url"),
+    ],
+)
+def test_proxy_hosts_that_are_not_a_proxy_are_refused(host, reason):
+    with pytest.raises(ConfigError, match=reason):
+        proxies_from_settings({**PROXY, "proxy_url": host})
+    if reason != "proxy_url" and "ffff" not in host:  # the UI pattern knows the plain forms; the server all
+        assert not re.match(proxy_tab_pattern("proxy_url"), host)
+
+
+@pytest.mark.parametrize("port", ["0", "65536", "3128x", "-1", "", "1e3"])
+def test_a_bad_proxy_port_is_refused_without_the_password(port):
+    # The old code built http://user:<password>@host:<port> and requests put it in the exception.
+    with pytest.raises(ConfigError, match="proxy_port") as caught:
+        proxies_from_settings({**PROXY, "proxy_port": port})
+    assert "pr0xy" not in str(caught.value) and "p%3Aw" not in str(caught.value)
+
+
+def test_proxy_types():
+    assert re.match(proxy_tab_pattern("proxy_type"), "socks5")
+    for kind in ("socks4", "https", "ftp"):
+        assert not re.match(proxy_tab_pattern("proxy_type"), kind)
+        with pytest.raises(ConfigError, match="proxy_type"):
+            proxies_from_settings({**PROXY, "proxy_type": kind})
+
+
+def proxy_tab_pattern(field_name: str) -> str:
+    """The regex the Proxy tab's UI and UCC's generated REST model apply to ``field_name``."""
+    config = json.loads((ROOT / "globalConfig.json").read_text())
+    tab = next(t for t in config["pages"]["configuration"]["tabs"] if t.get("type") == "proxyTab")
+    key = {"proxy_url": "host", "proxy_type": "proxy_type"}[field_name]
+    return next(v["pattern"] for v in tab[key]["validators"] if v["type"] == "regex")
+
+
+def account_url_pattern(field_name: str) -> str:
+    config = json.loads((ROOT / "globalConfig.json").read_text())
+    tab = next(t for t in config["pages"]["configuration"]["tabs"] if t.get("name") == "account")
+    entity = next(e for e in tab["entity"] if e["field"] == field_name)
+    return entity["validators"][0]["pattern"]
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("https://user:pa55@login.example.com", "user name or password"),
+        ("https://token@graph.example.com", "user name or password"),
+        ("https://169.254.169.254", "metadata"),
+        ("https://[fd00:ec2::254]", "metadata"),
+        ("https://metadata.google.internal", "metadata"),
+        ("https://2852039166", "metadata"),  # 169.254.169.254 as one number: connect() honours it
+        ("https://169.254.1.1/graph", "link-local"),
+        ("https://[fe80::1]", "link-local"),
+    ],
+)
+@pytest.mark.parametrize("field_name", ["login_url", "graph_url"])
+def test_custom_cloud_urls_that_would_redirect_the_secret_are_refused(url, reason, field_name):
+    urls = {"login_url": "https://login.example.com", "graph_url": "https://graph.example.com", field_name: url}
+    with pytest.raises(ConfigError, match=reason) as caught:
+        check_account_fields({**GOOD, "cloud": "custom", **urls}, creating=True)
+    assert field_name in str(caught.value) and "pa55" not in str(caught.value)
+    if url != "https://2852039166":  # the UI pattern cannot decode every numeric form; the server does
+        assert not re.match(account_url_pattern(field_name), url)
 
 
 def test_checkpoint_key_is_safe_for_kv_store_paths():

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import requests
 
 from .certificate import CertificateError, ClientCertificate
+from .credential_binding import ENCRYPTED_FIELDS, PLACEHOLDERS, refuse_redirected_credential
 from .credentials import Credential, credential_for
 from .errors import (
     REQUIRED_PERMISSION,
@@ -32,14 +33,13 @@ from .errors import (
     graph_error,
 )
 from .graph_client import GraphClient, account_session, client_for_account
+from .proxy import proxy_auth_message
 from .settings import Account, account_from_conf
 
 RESOURCES = ("alerts_v2", "incidents")
 HUNTING_RESOURCE = "runHuntingQuery"
 # The cheapest query that proves ThreatHunting.Read.All: one row of the smallest table, one hour.
 HUNTING_PROBE = {"Query": "AlertInfo | take 1", "Timespan": "PT1H"}
-PLACEHOLDERS = ("******", "********")  # what UCC sends for an encrypted field left unchanged
-ENCRYPTED_FIELDS = ("client_secret", "certificate", "private_key")
 CHECK_TIMEOUT = 15.0  # seconds per request: the whole check must finish inside splunkd's REST call
 CHECK_RETRIES = 1
 MAX_PAUSE = 2.0  # seconds: the check honours Retry-After only this long
@@ -213,6 +213,7 @@ def check_saved_account(
     **options: Any,
 ) -> CheckResult:
     """What the REST handler calls on create and edit."""
+    refuse_redirected_credential(payload, stored)  # before anything is sent anywhere
     account = account_from_conf(name, merge_saved_account(payload, stored))
     return check_account(account, proxies=proxies, **options)
 
@@ -373,14 +374,16 @@ class _Context:
     def proxy_label(self) -> str:
         url = self.proxies.get("https") or self.proxies.get("http") or ""
         parts = urlsplit(url)
-        return f"{parts.hostname}:{parts.port}" if parts.hostname else "the proxy"
+        if not parts.hostname:
+            return "the proxy"
+        host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname  # never the netloc: userinfo
+        return f"{host}:{parts.port}"
 
-    def proxy_auth(self, code: str = "") -> AccountCheckError:
+    def proxy_auth(self, code: str = "", cause: str = "HTTP 407") -> AccountCheckError:
         return AccountCheckError(
-            f"The proxy {self.proxy_label()} requires authentication or refused its credentials (HTTP 407): check "
-            "the proxy username and password on the Configuration > Proxy tab.",
+            proxy_auth_message(self.proxy_label(), cause),
             "proxy_auth",
-            code or "HTTP 407",
+            code or cause,
         )
 
     def network_failure(self, root: str, service: str) -> AccountCheckError:
@@ -394,6 +397,18 @@ class _Context:
         tunnel = _tunnel_status(texts)
         if tunnel == 407:
             return self.proxy_auth()
+        # PySocks' errors, matched by name (PySocks is imported only when SOCKS is used).
+        if any(type(e).__name__ == "SOCKS5AuthError" for e in chain):
+            return self.proxy_auth(cause="SOCKS5 authentication failed")  # RFC 1929: status not 0
+        if self.proxies.get("https", "").startswith("socks") and "Connection closed unexpectedly" in texts:
+            # Some SOCKS5 servers (pproxy among them) close the connection on bad credentials instead
+            # of answering RFC 1929's failure status; a server that is not SOCKS5 at all does the same.
+            return AccountCheckError(
+                f"The proxy {self.proxy_label()} closed the connection during the SOCKS5 handshake: check the proxy "
+                "username and password, and that it is a SOCKS5 proxy (Proxy type), on the Configuration > Proxy tab.",
+                "proxy_auth",
+                "SOCKS5",
+            )
         if tunnel:
             return AccountCheckError(
                 f"The proxy {proxy} refused to connect to {target} (HTTP {tunnel}): allow {parts.hostname} on the "

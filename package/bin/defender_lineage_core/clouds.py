@@ -12,6 +12,7 @@ from typing import Optional
 from urllib.parse import urlsplit
 
 from .errors import ConfigError
+from .proxy import refuse_internal_host
 
 
 @dataclass(frozen=True)
@@ -37,9 +38,15 @@ _CHINA = {"china", "cn", "21vianet", "mooncake", "azurechina"}
 
 
 def check_base_url(url: str, field: str) -> str:
-    """An https URL, or plain http only on a loopback address (local testing)."""
+    """An https URL, or plain http only on a loopback address (local testing); never with credentials
+    in it, never a link-local or cloud-metadata address (the account's secret is sent there)."""
     parts = urlsplit(url.strip())
     host = parts.hostname or ""
+    if "@" in parts.netloc:
+        # The userinfo part is not repeated: it may be a password.
+        raise ConfigError(f"{field} must not contain a user name or password (user:password@host).")
+    if host:
+        refuse_internal_host(host, field)
     if parts.scheme == "https" and host:
         return url.strip().rstrip("/")
     if parts.scheme == "http" and _is_loopback(host):

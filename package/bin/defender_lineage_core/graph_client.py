@@ -37,6 +37,7 @@ from .errors import (
     graph_error,
 )
 from .odata import PageFormatError, parse_collection
+from .proxy import mount_proxy_credentials
 
 if TYPE_CHECKING:
     from .settings import Account
@@ -110,6 +111,7 @@ def account_session(
     if user_agent:
         session.headers["User-Agent"] = user_agent
     session.proxies.update(dict(proxies))
+    mount_proxy_credentials(session, proxies)  # the proxy password never goes into a proxy URL
     return session
 
 

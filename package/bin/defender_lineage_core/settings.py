@@ -9,10 +9,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, Mapping, Optional
-from urllib.parse import quote
 
 from .clouds import Endpoints, resolve
 from .errors import ConfigError
+from .proxy import ProxyMap, proxy_settings
 from .timestamps import TICKS_PER_SECOND, parse_instant
 
 GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -101,23 +101,13 @@ def is_true(value: Any) -> bool:
 
 
 def proxies_from_settings(values: Mapping[str, Any]) -> Dict[str, str]:
-    """requests' proxies mapping from the proxy tab, or {} when the proxy is off."""
-    if not values or not is_true(values.get("proxy_enabled")):
-        return {}
-    host = _text(values, "proxy_url")
-    port = _text(values, "proxy_port")
-    if not host or not port:
-        raise ConfigError("proxy_url and proxy_port are required when the proxy is enabled.")
-    kind = (_text(values, "proxy_type") or "http").lower()
-    schemes = {"http": "http", "https": "https", "socks4": "socks4a", "socks5": "socks5h"}
-    if kind not in schemes:
-        raise ConfigError(f"proxy_type must be http, https, socks4 or socks5, not {kind!r}.")
-    user = _text(values, "proxy_username")
-    credentials = ""
-    if user:
-        credentials = f"{quote(user, safe='')}:{quote(_text(values, 'proxy_password'), safe='')}@"
-    url = f"{schemes[kind]}://{credentials}{host}:{port}"
-    return {"http": url, "https": url}
+    """requests' proxies mapping from the proxy tab, or {} when the proxy is off.
+
+    The URLs carry no credentials (a :class:`ProxyMap` carries them to the session's adapter), so no
+    exception or log line can ever hold the proxy password.
+    """
+    settings = proxy_settings(values)
+    return ProxyMap(settings) if settings is not None else {}
 
 
 def checkpoint_key(input_type: str, input_name: str) -> str:
