@@ -365,7 +365,8 @@ class Api:
         elif len(rest) == 1 and m == "DELETE":
             self.store.conf_delete(app, "inputs", stanza)
             req.segments = req.segments[:-1]
-            return self.data_inputs(req, scheme, [])
+            rows = self._input_rows(req, scheme)  # splunkd answers a delete with the remaining list
+            return self._feed(req, 200, title, [self._input_entry(scheme, *r) for r in rows])
         elif not (len(rest) == 1 and m == "GET"):
             return None
         fields = self.store.conf_get(app, "inputs", stanza) or {}
