@@ -71,6 +71,15 @@ class Ui:
         self.page.wait_for_selector("[data-test='table'], form, [data-test='tab']", state="visible")
         self.page.wait_for_load_state("networkidle")
 
+    def tab(self, tab: str) -> None:
+        self.page.locator(f"[data-test-tab-id='{tab}']").click()
+        self.page.wait_for_load_state("networkidle")
+
+    def new_input(self, title: str) -> None:
+        self.page.get_by_role("button", name="Create New Input").click()
+        self.page.get_by_role("menuitem", name=re.compile(re.escape(title))).click()
+        self.page.locator("[data-test='modal']").wait_for(state="visible")
+
     def field(self, name: str) -> Any:
         return self.page.locator(f"[data-test='modal'] [data-name='{name}'], form [data-name='{name}']").first
 
@@ -142,21 +151,21 @@ def entity_validators(entity: List[Dict[str, Any]]) -> List[Tuple[str, Dict[str,
 
 def test_pages_render_with_no_console_error(ui: Ui, web: SplunkWebStandin) -> None:
     ui.open("inputs")
-    assert ui.page.get_by_text("example_alert_evidence").is_visible()
+    assert ui.row("example_alert_evidence").locator("[data-test='status']").inner_text() == "Inactive"
     ui.shot("inputs")
-    for tab in ("account", "proxy", "logging"):
-        ui.open("configuration", tab)
-        ui.shot(f"configuration-{tab}")
+    ui.new_input("Defender XDR advanced hunting")
+    ui.field("query").wait_for()
+    ui.shot("inputs-hunting-add")
+    ui.modal_button("Cancel").click()
     ui.open("configuration", "account")
+    ui.shot("configuration-account")
     ui.page.get_by_role("button", name="Add").click()
     ui.field("tenant_id").wait_for()
     ui.shot("configuration-account-add")
     ui.modal_button("Cancel").click()
-    ui.open("inputs")
-    ui.page.get_by_role("button", name="Create New Input").click()
-    ui.page.get_by_role("menuitem", name=re.compile("Defender XDR advanced hunting")).click()
-    ui.field("query").wait_for()
-    ui.shot("inputs-hunting-add")
+    for tab in ("proxy", "logging"):
+        ui.tab(tab)
+        ui.shot(f"configuration-{tab}")
     assert {c.endpoint for c in web.handler_calls} >= {
         "ta_defender_lineage_account",
         "ta_defender_lineage_settings",
@@ -171,25 +180,32 @@ def test_every_validator_shows_its_message_and_sends_nothing(
 ) -> None:
     seed_account(splunkd, sim, "demo")
     account_tab = GLOBAL_CONFIG["pages"]["configuration"]["tabs"][0]
+    previous = ""
     forms = [("account", None, account_tab["entity"])] + [
         ("input", s["title"], s["entity"]) for s in GLOBAL_CONFIG["pages"]["inputs"]["services"]
     ]
     checked = 0
+    ui.open("configuration", "account")
     for kind, title, entity in forms:
         if kind == "account":
-            ui.open("configuration", "account")
             ui.page.get_by_role("button", name="Add").click()
             fill_account(ui, sim, "valid_name")
-            submit = "Add"
         else:
-            ui.open("inputs")
-            ui.page.get_by_role("button", name="Create New Input").click()
-            ui.page.get_by_role("menuitem", name=re.compile(re.escape(str(title)))).click()
+            if kind != previous:
+                ui.open("inputs")
+            ui.new_input(str(title))
             ui.fill("name", "valid_input")
             ui.choose("account", "demo")
             if ui.page.locator("[data-test='modal'] [data-name='query']").count():
                 ui.fill("query", "AlertInfo")
-            submit = "Add"
+            # the interval field's range (options.range), checked in the browser as well
+            ui.fill("interval", "30")
+            ui.modal_button("Add").click()
+            ui.page.locator("[data-test='modal']").get_by_text(re.compile(r"Interval.*60.*86400")).wait_for()
+            ui.fill("interval", "300")
+            checked += 1
+        previous = kind
+        submit = "Add"
         for field, validator in entity_validators(entity):
             key = (field, validator["type"])
             assert key in BREAKING, f"no breaking value for the {validator['type']} validator of {field}: add one"
