@@ -109,9 +109,11 @@ class Ui:
         self.row(name).get_by_role("button", name=re.compile(label, re.I)).first.click()
         self.page.locator("[data-test='modal']").wait_for(state="visible")
 
-    def shot(self, name: str) -> None:
+    def shot(self, name: str, height: Optional[int] = None) -> None:
+        """A screenshot of the page (its top ``height`` pixels when given: tables are short)."""
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        self.page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+        clip = {"x": 0, "y": 0, "width": 1280, "height": height} if height else None
+        self.page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), clip=clip)
 
     def console_errors(self) -> List[str]:
         return [m for m in self.console if not any(re.search(a, m) for a in self.allowed)]
@@ -255,7 +257,7 @@ def test_account_create_edit_clone_delete(
     conf = splunkd.conf_stanza(ACCOUNT_CONF, "prod") or {}
     assert conf["tenant_id"] == sim.tenant_id and conf["client_secret"] == "******"
     assert stored_secret(splunkd, ACCOUNT_CONF, "prod")["client_secret"] == sim.client_secret
-    ui.shot("configuration-account-list")
+    ui.shot("configuration-account-list", height=300)
 
     ui.action("prod", "edit")
     assert ui.value("tenant_id") == sim.tenant_id
@@ -300,8 +302,12 @@ def test_failing_account_check_shows_the_actionable_message(
     message = ui.page.locator("[data-test='modal']").get_by_text("SecurityIncident.Read.All")
     message.first.wait_for(state="visible")
     text = message.first.inner_text()
-    assert "REST Error" not in text and "Unexpected error" not in text  # UCC shows the handler's own words
-    ui.shot("configuration-account-check-failed")
+    # the README's row "missing permission": which permission, and that it needs admin consent;
+    # UCC shows the handler's own words, not splunkd's wrapping of them
+    assert "SecurityIncident.Read.All (incidents)" in text and "Grant admin consent" in text
+    assert "REST Error" not in text and "Unexpected error" not in text
+    message.first.scroll_into_view_if_needed()
+    ui.shot("configuration-account-check-failed", height=560)
     assert splunkd.conf_stanza(ACCOUNT_CONF, "noincidents") is None
     sim.set_roles("SecurityAlert.Read.All", "SecurityIncident.Read.All")
     ui.modal_button("Add").click()
@@ -325,7 +331,7 @@ def test_input_create_edit_clone_delete(
     assert stanza["account"] == "demo" and stanza["interval"] == "600"
     assert stanza["start_date"] == "2026-11-01T00:00:00Z"
     assert ui.row("alerts_prod").locator("[data-test='status']").inner_text() == "Active"
-    ui.shot("inputs-list")
+    ui.shot("inputs-list", height=400)
 
     ui.action("alerts_prod", "edit")
     ui.fill("interval", "900")
