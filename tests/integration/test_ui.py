@@ -333,6 +333,12 @@ def test_input_create_edit_clone_delete(
     assert ui.row("alerts_prod").locator("[data-test='status']").inner_text() == "Active"
     ui.shot("inputs-list", height=400)
 
+    ui.row("alerts_prod").locator("[data-test='status']").locator("xpath=..").locator(
+        "button, [role='switch']"
+    ).first.click()
+    ui.row("alerts_prod").get_by_text("Inactive").first.wait_for()
+    assert (splunkd.conf_stanza("inputs", "defender_alerts://alerts_prod") or {})["disabled"] in ("1", "true")
+
     ui.action("alerts_prod", "edit")
     ui.fill("interval", "900")
     ui.modal_button("Update").click()
