@@ -174,25 +174,25 @@ class SplunkWebStandin:
 
     # ---- what happened ----------------------------------------------------------------------
 
+    def _snapshot(self, items: List[Any]) -> List[Any]:
+        with self._lock:
+            return list(items)
+
     @property
     def calls(self) -> List[WebCall]:
-        with self._lock:
-            return list(self._calls)
+        return self._snapshot(self._calls)
 
     @property
     def unknown_calls(self) -> List[WebCall]:
-        with self._lock:
-            return list(self._unknown)
+        return self._snapshot(self._unknown)
 
     @property
     def csrf_failures(self) -> List[WebCall]:
-        with self._lock:
-            return list(self._csrf_failures)
+        return self._snapshot(self._csrf_failures)
 
     @property
     def handler_calls(self) -> List[HandlerCall]:
-        with self._lock:
-            return list(self._handler_calls)
+        return self._snapshot(self._handler_calls)
 
     @property
     def errors(self) -> List[str]:
