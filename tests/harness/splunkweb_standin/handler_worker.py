@@ -9,6 +9,7 @@ runs the handler through ``splunk.admin.init``), and one JSON line answers on th
 Whatever the handler prints goes to stderr. Runs on Python 3.9: no newer syntax here.
 """
 
+import importlib
 import json
 import os
 import runpy
@@ -22,6 +23,11 @@ def main() -> None:
     bin_dir = os.getcwd()
     sys.path.insert(0, bin_dir)
     from splunk import admin  # the stand-in, from PYTHONPATH
+
+    # Warm up while the browser loads the page, as a persistent handler process is warm after its
+    # first request: the handler scripts' imports (lib/ on sys.path, splunktaucclib, solnlib).
+    importlib.import_module("import_declare_test")
+    importlib.import_module("splunktaucclib.rest_handler.admin_external")
 
     for line in sys.stdin:
         request = json.loads(line)
