@@ -47,6 +47,12 @@ BREAKING: Dict[Tuple[str, str], Optional[str]] = {
     ("query", "string"): "q" * 30001,
     ("query", "regex"): "   ",
     ("lookback", "regex"): "1 day",
+    # the proxy tab's fields, once globalConfig.json overrides UCC's defaults for them
+    ("proxy_type", "regex"): None,
+    ("proxy_url", "string"): "a" * 4097,
+    ("proxy_url", "regex"): "http://proxy.corp.example.com:3128",
+    ("proxy_port", "number"): "70000",
+    ("proxy_password", "string"): "p" * 8193,
 }
 
 
@@ -81,7 +87,9 @@ class Ui:
         self.page.locator("[data-test='modal']").wait_for(state="visible")
 
     def field(self, name: str) -> Any:
-        return self.page.locator(f"[data-test='modal'] [data-name='{name}'], form [data-name='{name}']").first
+        modal = self.page.locator("[data-test='modal']")
+        scope = modal if modal.count() else self.page  # a dialog, else the tab's own form (proxy, logging)
+        return scope.locator(f"[data-name='{name}']").first
 
     def fill(self, name: str, value: str) -> None:
         self.field(name).locator("input:visible, textarea:visible").first.fill(value)
@@ -94,9 +102,11 @@ class Ui:
         self.page.get_by_role("option", name=label, exact=True).click()
 
     def options(self, name: str) -> List[str]:
-        self.field(name).locator("button, [role='combobox']").first.click()
-        labels = [str(t) for t in self.page.get_by_role("option").all_inner_texts()]
-        self.page.keyboard.press("Escape")
+        toggle = self.field(name).locator("button, [role='combobox']").first
+        toggle.click()
+        self.page.get_by_role("option").first.wait_for()
+        labels = [str(t).strip() for t in self.page.get_by_role("option").all_inner_texts()]
+        toggle.click()  # closes the list (Escape would close the dialog too)
         return labels
 
     def modal_button(self, label: str) -> Any:
@@ -177,25 +187,42 @@ def test_pages_render_with_no_console_error(ui: Ui, web: SplunkWebStandin) -> No
     }
 
 
+def proxy_tab_fields() -> List[Dict[str, Any]]:
+    """The proxy tab's fields that globalConfig.json overrides with validators of its own (UCC's
+    defaults for the others are not in the file; the proxy save test covers them)."""
+    tab = next(t for t in GLOBAL_CONFIG["pages"]["configuration"]["tabs"] if t.get("type") == "proxyTab")
+    return [v for v in tab.values() if isinstance(v, dict) and "field" in v and v.get("validators")]
+
+
+def passes(validator: Dict[str, Any], value: str) -> bool:
+    if validator["type"] == "regex":
+        return re.search(validator["pattern"], value) is not None
+    if validator["type"] == "string":
+        return int(validator.get("minLength", 0)) <= len(value) <= int(validator.get("maxLength", 1 << 30))
+    low, high = validator["range"]
+    return low <= float(value) <= high
+
+
 def test_every_validator_shows_its_message_and_sends_nothing(
     sim: GraphSimulator, splunkd: SplunkdStandin, web: SplunkWebStandin, ui: Ui
 ) -> None:
     seed_account(splunkd, sim, "demo")
     account_tab = GLOBAL_CONFIG["pages"]["configuration"]["tabs"][0]
-    previous = ""
-    forms = [("account", None, account_tab["entity"])] + [
-        ("input", s["title"], s["entity"]) for s in GLOBAL_CONFIG["pages"]["inputs"]["services"]
-    ]
-    checked = 0
+    forms = [("account", "", account_tab["entity"])]
+    forms += [("input", s["title"], s["entity"]) for s in GLOBAL_CONFIG["pages"]["inputs"]["services"]]
+    if proxy_tab_fields():
+        forms.append(("proxy", "", proxy_tab_fields()))
+    checked, previous = 0, ""
     ui.open("configuration", "account")
     for kind, title, entity in forms:
+        scope, submit = ui.page.locator("[data-test='modal']"), "Add"
         if kind == "account":
             ui.page.get_by_role("button", name="Add").click()
             fill_account(ui, sim, "valid_name")
-        else:
+        elif kind == "input":
             if kind != previous:
                 ui.open("inputs")
-            ui.new_input(str(title))
+            ui.new_input(title)
             ui.fill("name", "valid_input")
             ui.choose("account", "demo")
             if ui.page.locator("[data-test='modal'] [data-name='query']").count():
@@ -203,36 +230,37 @@ def test_every_validator_shows_its_message_and_sends_nothing(
             # the interval field's range (options.range), checked in the browser as well
             ui.fill("interval", "30")
             ui.modal_button("Add").click()
-            ui.page.locator("[data-test='modal']").get_by_text(re.compile(r"Interval.*60.*86400")).wait_for()
+            scope.get_by_text(re.compile(r"Interval.*60.*86400")).wait_for()
             ui.fill("interval", "300")
             checked += 1
+        else:
+            ui.open("configuration", "proxy")
+            ui.fill("proxy_url", "proxy.corp.example.com")
+            ui.fill("proxy_port", "3128")
+            scope, submit = ui.page.locator("body"), "Save"
         previous = kind
-        submit = "Add"
         for field, validator in entity_validators(entity):
             key = (field, validator["type"])
             assert key in BREAKING, f"no breaking value for the {validator['type']} validator of {field}: add one"
             bad = BREAKING[key]
             if bad is None:  # a fixed list: every value it offers must pass the validator
-                offered = [
-                    o["value"]
-                    for o in next(f for f in entity if f["field"] == field)["options"].get("autoCompleteFields", [])
-                ]
-                assert (
-                    all(re.search(validator["pattern"], v) for v in offered) if validator["type"] == "regex" else True
-                )
+                spec = next(f for f in entity if f["field"] == field)
+                offered = [o["value"] for o in spec["options"].get("autoCompleteFields", [])] or ui.options(field)
+                assert offered and all(passes(validator, v) for v in offered), (field, offered)
                 continue
+            assert not passes(validator, bad), f"the breaking value for {key} passes it"
             good = ui.value(field)
             ui.fill(field, bad)
             before = len(web.handler_calls)
-            ui.modal_button(submit).click()
-            message = ui.page.locator("[data-test='modal']").get_by_text(validator["errorMsg"], exact=False)
-            message.first.wait_for(state="visible")
+            scope.get_by_role("button", name=submit, exact=True).click()
+            scope.get_by_text(validator["errorMsg"], exact=False).first.wait_for(state="visible")
             assert posts(web, before) == [], f"{field}={bad[:20]!r} was sent to the server"
             ui.fill(field, good)
             checked += 1
-        ui.modal_button("Cancel").click()
-    assert checked >= 11
-    assert not any(c.endpoint == ACCOUNT_CONF and c.action != "list" for c in web.handler_calls)
+        if kind != "proxy":
+            ui.modal_button("Cancel").click()
+    assert checked >= 14
+    assert not any(c.action != "list" for c in web.handler_calls)
 
 
 def stored_secret(splunkd: SplunkdStandin, conf: str, stanza: str) -> Dict[str, str]:
