@@ -23,7 +23,6 @@ SCREENSHOTS = ROOT / "output" / "ui-screenshots"
 GLOBAL_CONFIG = json.loads((ROOT / "globalConfig.json").read_text())
 ACCOUNT_CONF = "ta_defender_lineage_account"
 SETTINGS_CONF = "ta_defender_lineage_settings"
-GUID = "4a1f0c2e-9b7d-4c3a-8e55-2f6d1b0a9c31"
 # Console messages a healthy page may log (matched against the text). Nothing else is allowed:
 # "Invalid globalConfig.json" in particular is fixed, not allowed.
 CONSOLE_ALLOWED = [
