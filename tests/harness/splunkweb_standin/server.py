@@ -133,7 +133,10 @@ class SplunkWebStandin:
         )
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
         self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, name="splunkweb-standin", daemon=True).start()
+        # a short poll: stop() waits for serve_forever to notice, and every UI test stops one
+        threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="splunkweb-standin", daemon=True
+        ).start()
         self._timer = threading.Timer(self.max_lifetime, self.stop)
         self._timer.daemon = True
         self._timer.start()
