@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import warnings
 from pathlib import Path
-from typing import Iterator, List
+from typing import Any, Iterator, List
 
 import pytest
 
 from tests.harness.graph_sim import GraphSimulator, SyntheticTenant
 from tests.harness.pipeline import ADDON, OUTPUTS, ROOT, install_app
 from tests.harness.splunkd_standin import SplunkdStandin
+from tests.harness.splunkweb_standin import SplunkWebStandin
 
 
 def _find(version: str) -> str:
@@ -88,3 +90,38 @@ def scan_for_secrets(places: List[Path], texts: List[str], secrets: List[str]) -
     for n, text in enumerate(texts):
         found += [f"output #{n}: {s[:4]}..." for s in secrets if s in text]
     return found
+
+
+# ---- the configuration pages in a real browser (tests marked `ui`) ------------------------------
+
+CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or ""
+UI_PYTHON = INTERPRETERS["py39"] or INTERPRETERS["py313"]
+if not CHROMIUM:
+    _message = "Chromium NOT FOUND (make test installs Debian's chromium as root): the UI tests are SKIPPED"
+    warnings.warn(_message, stacklevel=1)
+    print(f"\n*** WARNING: {_message} ***", file=sys.stderr)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    if not CHROMIUM:
+        pytest.skip("*** Chromium NOT FOUND: UI test skipped (apt-get install chromium) ***")
+    if not UI_PYTHON:
+        pytest.skip("*** neither Python 3.9 nor 3.13 found: the REST handlers cannot run; UI test skipped ***")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def web(addon: Path, splunkd: SplunkdStandin, tmp_path: Path, browser: Any) -> Iterator[SplunkWebStandin]:
+    """The Splunk Web stand-in in front of ``splunkd``, handlers on Python 3.9 (else 3.13).
+    Afterwards: no unknown endpoint, no CSRF failure, no handler crash."""
+    with SplunkWebStandin(addon, splunkd, UI_PYTHON, tmp_path / "splunk_home", max_lifetime=240.0) as server:
+        yield server
+        assert server.unknown_calls == [], f"the UI called endpoints Splunk Web does not serve: {server.unknown_calls}"
+        assert server.csrf_failures == [], f"requests failed Splunk Web's session/CSRF check: {server.csrf_failures}"
+        assert server.errors == [], "\n".join(server.errors)

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Dict, Iterator, List, Optional, Tuple
 
@@ -484,3 +485,42 @@ def test_run_scheme_of_generated_input(python: str) -> None:
     assert result.returncode == 0, result.xml
     assert result.title == "defender_alerts"
     assert "account" in result.arguments
+
+
+def test_data_inputs_of_a_modular_input_scheme(standin: SplunkdStandin) -> None:
+    """What splunktaucclib's DataInputModel calls (the Inputs page's handlers): create, list with
+    ``disabled`` a JSON boolean, edit, disable/enable, delete answering the remaining list."""
+    standin.set_conf("inputs", "defender_alerts", {"python.version": "python3"})  # the scheme, as UCC declares it
+    base = "/servicesNS/nobody/TA-defender-lineage/data/inputs/defender_alerts"
+
+    def call(method: str, path: str, form: Optional[Dict[str, str]] = None) -> Tuple[int, Dict]:
+        data = urllib.parse.urlencode({**(form or {}), "output_mode": "json"}).encode() if method == "POST" else None
+        url = standin.uri + path + ("" if method == "POST" else "?output_mode=json")
+        req = urllib.request.Request(
+            url, data=data, method=method, headers={"Authorization": f"Splunk {standin.session_key}"}
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return int(resp.status), json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            return int(exc.code), json.loads(exc.read())
+
+    status, body = call("POST", base, {"name": "a1", "account": "demo", "interval": "300"})
+    assert status == 201 and body["entry"][0]["content"]["disabled"] is False
+    assert call("POST", base, {"name": "a1"})[0] == 409
+    assert call("POST", f"{base}/a1", {"interval": "600"})[1]["entry"][0]["content"]["interval"] == "600"
+    assert call("POST", f"{base}/a1/disable")[1]["entry"][0]["content"]["disabled"] is True
+    assert standin.conf_stanza("inputs", "defender_alerts://a1") == {
+        "account": "demo",
+        "interval": "600",
+        "disabled": "1",
+    }
+    assert call("POST", f"{base}/a1/enable")[1]["entry"][0]["content"]["disabled"] is False
+    assert [e["name"] for e in call("GET", base)[1]["entry"]] == ["a1"]
+    status, body = call("DELETE", f"{base}/a1")
+    assert status == 200 and body["entry"] == []
+    assert call("GET", f"{base}/a1")[0] == 404
+    assert call("GET", "/servicesNS/nobody/TA-defender-lineage/data/inputs/no_such_scheme")[0] == 404
+    indexes = call("GET", "/servicesNS/nobody/-/data/indexes")[1]["entry"]
+    assert {e["name"]: e["content"]["isInternal"] for e in indexes}["main"] is False
+    assert standin.unknown_calls == []

@@ -12,7 +12,7 @@ import json
 import secrets
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, ClassVar, Dict, List, Optional, Tuple
 from urllib.parse import unquote
 
 from . import kvquery
@@ -117,6 +117,10 @@ class Api:
             if m == "POST":
                 return self.pw_update(req, name)
             return self.pw_delete(req, name) if m == "DELETE" else None
+        if seg[:2] == ["data", "inputs"] and len(seg) >= 3:
+            return self.data_inputs(req, unquote(seg[2]), [unquote(s) for s in seg[3:]])
+        if seg == ["data", "indexes"] and m == "GET":
+            return self.indexes_list(req)
         if seg[:2] == ["storage", "collections"] and len(seg) >= 3 and seg[2] in ("config", "data"):
             if not self.kvstore_available:
                 return error(req, 503, KV_UNAVAILABLE_TEXT)
@@ -309,6 +313,85 @@ class Api:
         self.store.pw_delete(name)
         req.segments = ["storage", "passwords"]
         return self.pw_list(req)
+
+    # ---- data/inputs/<scheme> (modular inputs, stored as inputs.conf stanzas <scheme>://<name>) --
+
+    def _input_entry(self, scheme: str, app: str, name: str, fields: Dict[str, str]) -> Entry:
+        content: Dict[str, Any] = {k: v for k, v in fields.items() if k != "disabled"}
+        # splunkd answers ``disabled`` as a JSON boolean, and an input without the key is enabled
+        content["disabled"] = str(fields.get("disabled", "0")).strip().lower() in ("1", "true", "t", "yes", "y")
+        content["eai:appName"] = app
+        content["eai:userName"] = "nobody"
+        return Entry(name, f"data/inputs/{scheme}", content, default_acl(app), ["disable", "enable"])
+
+    def _input_rows(self, req: Request, scheme: str) -> List[Tuple[str, str, Dict[str, str]]]:
+        prefix = f"{scheme}://"
+        return [(a, s[len(prefix) :], f) for a, s, f in self._stanzas(req, "inputs") if s.startswith(prefix)]
+
+    def data_inputs(self, req: Request, scheme: str, rest: List[str]) -> Optional[Response]:
+        """List, create (``name``), read, update, delete, ``disable`` and ``enable`` the inputs of a
+        modular input scheme the app declares (its ``README/inputs.conf.spec``; here: any
+        ``[<scheme>]`` stanza default/inputs.conf names, as UCC's build writes one per service)."""
+        if self.store.conf_get(req.write_app(), "inputs", scheme) is None and not self._input_rows(req, scheme):
+            return error(req, 404, f"Not Found: no modular input scheme {scheme}")
+        m = req.method
+        title = scheme
+        if not rest:
+            if m == "GET":
+                rows = self._input_rows(req, scheme)
+                return self._feed(req, 200, title, [self._input_entry(scheme, *r) for r in rows])
+            if m != "POST":
+                return None
+            name = req.arg("name")
+            if not name:
+                return error(req, 400, "Missing argument: name")
+            fields = {k: v[-1] for k, v in req.form.items() if k not in ("name", "output_mode")}
+            app = req.write_app()
+            with self._lock:
+                if self.store.conf_get(app, "inputs", f"{scheme}://{name}") is not None:
+                    return error(req, 409, f"An object with name={name} already exists")
+                self.store.conf_set(app, "inputs", f"{scheme}://{name}", fields)
+            return self._feed(req, 201, title, [self._input_entry(scheme, app, name, fields)], paged=False)
+        name = rest[0]
+        row = next((r for r in self._input_rows(req, scheme) if r[1] == name), None)
+        if row is None:
+            return error(req, 404, f"Could not find object id={name}")
+        app, stanza = row[0], f"{scheme}://{name}"
+        if len(rest) == 2 and rest[1] in ("disable", "enable") and m == "POST":
+            self.store.conf_set(app, "inputs", stanza, {"disabled": "1" if rest[1] == "disable" else "0"})
+        elif len(rest) == 1 and m == "POST":
+            fields = {k: v[-1] for k, v in req.form.items() if k != "output_mode"}
+            self.store.conf_set(app, "inputs", stanza, fields)
+        elif len(rest) == 1 and m == "DELETE":
+            self.store.conf_delete(app, "inputs", stanza)
+            req.segments = req.segments[:-1]
+            rows = self._input_rows(req, scheme)  # splunkd answers a delete with the remaining list
+            return self._feed(req, 200, title, [self._input_entry(scheme, *r) for r in rows])
+        elif not (len(rest) == 1 and m == "GET"):
+            return None
+        fields = self.store.conf_get(app, "inputs", stanza) or {}
+        return self._feed(req, 200, title, [self._input_entry(scheme, app, name, fields)], paged=False)
+
+    # Indexes a fresh Splunk Enterprise has; internal ones answer isInternal=1 as splunkd does.
+    INDEXES: ClassVar[Dict[str, bool]] = {
+        "main": False,
+        "history": False,
+        "summary": False,
+        "_internal": True,
+        "_audit": True,
+    }
+
+    def indexes_list(self, req: Request) -> Response:
+        entries = [
+            Entry(
+                name,
+                "data/indexes",
+                {"disabled": False, "isInternal": internal, "datatype": "event"},
+                default_acl("system", sharing="system"),
+            )
+            for name, internal in sorted(self.INDEXES.items())
+        ]
+        return self._feed(req, 200, "indexes", entries)
 
     # ---- KV store collections ---------------------------------------------------------------
 
