@@ -392,12 +392,6 @@ def test_logging_save(sim: GraphSimulator, splunkd: SplunkdStandin, web: SplunkW
     assert (splunkd.conf_stanza(SETTINGS_CONF, "logging") or {})["loglevel"] == "DEBUG"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="main's proxy tab refuses every real host name (UCC bug #2051, regex ^[a-zA-Z]\\w*$): "
-    "branch 'secrets' overrides the proxy validators; remove this mark when it lands",
-)
 def test_proxy_save_keeps_the_password_encrypted(
     sim: GraphSimulator, splunkd: SplunkdStandin, web: SplunkWebStandin, ui: Ui
 ) -> None:
