@@ -13,6 +13,7 @@ from typing import Optional
 
 from defender_lineage_core.collector import ALERTS, MAX_REMEMBERED_VERSIONS, Collection, CursorState, Version
 from defender_lineage_core.graph_client import Page
+from defender_lineage_core.incident_store import docs_from_items
 from defender_lineage_core.odata import parse_collection_bytes
 from defender_lineage_core.timestamps import MAX_TICKS, TICKS_PER_SECOND, format_instant, parse_instant
 from tests.unit.test_collector import T0, TENANT, FakeGraph, keys, run, version
@@ -111,6 +112,28 @@ def test_numeric_ids_are_keyed_by_their_json_text_and_written_once_across_runs()
     assert {key for key, _ in state.recent} == {"12345678901234567890", "1e3", "1000.0"}
     run(graph, state, written, [])
     assert len(written) == 3
+
+
+def test_numeric_ids_key_the_checkpoint_and_the_incident_store_alike():
+    body = b'{"value":[{"id":1e3,"incidentId":77,"lastUpdateDateTime":"2026-11-20T00:00:02Z"}]}'
+    items, _, _ = parse_collection_bytes(body)
+    state = CursorState(TENANT)
+    run(FakeGraph(items), state, [], [])
+    (doc,) = docs_from_items("alerts_v2", items, TENANT)
+    assert {key for key, _ in state.recent} == {doc["alert_id"]} == {"1e3"}
+    assert doc["incident_id"] == "77"
+
+
+def test_an_item_with_a_time_but_no_usable_id_is_written_once_across_runs():
+    items = [version("a", 5), {"id": None, "lastUpdateDateTime": format_instant(T0 + 6 * TICKS_PER_SECOND), "x": 1}]
+    items.append({"id": True, "lastUpdateDateTime": format_instant(T0 + 6 * TICKS_PER_SECOND), "x": 2})
+    graph = FakeGraph(items)
+    state = CursorState(TENANT)
+    written: list = []
+    first = run(graph, state, written, [])
+    assert first.stats.without_key == 2 and state.cursor == T0 + 5 * TICKS_PER_SECOND
+    second = run(graph, state, written, [])  # today: both written again on every run
+    assert len(written) == 3 and second.stats.without_key == 0
 
 
 class RawGraph(FakeGraph):

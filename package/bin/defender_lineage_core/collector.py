@@ -30,6 +30,7 @@ written twice); the overlap for late arrivals then covers the newest remembered 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections import Counter
@@ -352,14 +353,23 @@ class Collection:
             if type(key) is not str:
                 key = item_id_text(key)  # a JSON number: keyed by its text, as the incident store keys it
             if ticks is None or not key:
-                # Written (nothing is dropped) but never allowed to move or stall the cursor.
+                # Written (nothing is dropped) but never allowed to move or stall the cursor. With an
+                # instant but no usable id (null, true, an object), its content at that instant is
+                # remembered instead, so the overlap does not write it again on every run.
+                keyless = (_content_key(item, text), ticks) if ticks is not None else None
+                if keyless is not None and keyless in recent:
+                    self.stats.skipped += 1
+                    continue
                 self.stats.without_key += 1
                 self.log.warning(
-                    "item_without_key resource=%s has_id=%s has_lastUpdateDateTime=%s: written without de-duplication",
+                    "item_without_key resource=%s has_id=%s has_lastUpdateDateTime=%s: written, %s",
                     self.spec.name,
                     bool(key),
                     ticks is not None,
+                    "de-duplicated by its content" if keyless else "without de-duplication",
                 )
+                if keyless is not None:
+                    recent.add(keyless)
                 batch.append(Version(item, None, text))
                 continue
             if watch_ties:
@@ -498,6 +508,14 @@ class Collection:
                 self.overlap // TICKS_PER_SECOND,
                 format_instant(floor),
             )
+
+
+def _content_key(item: Dict[str, Any], text: Optional[str]) -> str:
+    """What stands for an item without a usable id in ``recent``: a digest of its JSON text (NUL
+    first, which no Graph id starts with)."""
+    if text is None:
+        text = json.dumps(item, sort_keys=True, default=str)
+    return "\x00sha256:" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 def _quoted(value: Any) -> str:
