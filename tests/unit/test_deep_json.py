@@ -10,8 +10,8 @@ import pytest
 from defender_lineage_core import hunting
 from defender_lineage_core.account_check import AccountCheckError, check_account
 from defender_lineage_core.errors import MalformedResponse
-from defender_lineage_core.settings import account_from_conf
 from tests.harness.graph_sim import GraphSimulator, SyntheticTenant
+from tests.unit.test_account_check import account
 
 DEEP = "[" * 100_000 + "]" * 100_000
 
@@ -20,21 +20,6 @@ DEEP = "[" * 100_000 + "]" * 100_000
 def sim() -> Iterator[GraphSimulator]:
     with GraphSimulator(SyntheticTenant.generate(seed=3), max_lifetime=300.0) as server:
         yield server
-
-
-def _account(sim: GraphSimulator):
-    return account_from_conf(
-        "acme",
-        {
-            "tenant_id": sim.tenant_id,
-            "client_id": sim.client_id,
-            "auth_type": "client_secret",
-            "client_secret": sim.client_secret,
-            "cloud": "custom",
-            "login_url": sim.base_url,
-            "graph_url": sim.base_url,
-        },
-    )
 
 
 def test_a_dynamic_hunting_column_nested_too_deep_is_kept_as_text():
@@ -50,11 +35,11 @@ def test_a_hunting_answer_nested_too_deep_is_a_malformed_response():
 def test_the_account_checks_hunting_probe_survives_an_answer_nested_too_deep(sim):
     sim.faults.add(200, resource="runHuntingQuery", body=('{"results":' + DEEP + "}").encode())
     with pytest.raises(AccountCheckError):
-        check_account(_account(sim), timeout=5.0, hunting=True)
+        check_account(account(sim), timeout=5.0, hunting=True)
 
 
 def test_a_graph_error_body_nested_too_deep_still_gives_the_refusal(sim):
     sim.faults.add(403, resource="alerts_v2", body=('{"error":' + DEEP + "}").encode(), times=None)
     with pytest.raises(AccountCheckError) as caught:
-        check_account(_account(sim), timeout=5.0)
+        check_account(account(sim), timeout=5.0)
     assert caught.value.kind == "missing_permission"  # what a 403 means, body readable or not

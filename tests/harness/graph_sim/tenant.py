@@ -234,12 +234,7 @@ class Collection:
         return merged if limit is None else merged[:limit]
 
     def _visible_generated(
-        self,
-        clock: int,
-        lo: Optional[int] = None,
-        hi: Optional[int] = None,
-        desc: bool = False,
-        limit: Optional[int] = None,
+        self, clock: int, lo: Optional[int], hi: Optional[int], desc: bool, limit: Optional[int]
     ) -> List[ItemVersion]:
         """The generated versions of ``visible``.
 
