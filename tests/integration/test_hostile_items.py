@@ -124,3 +124,30 @@ def test_a_page_is_collected_item_by_item(addon, python, sim, splunkd, tmp_path)
         sum(1 for v in versions if v.ticks >= newest.ticks - 120 * TICKS_PER_SECOND) + 2
     )
     assert len(warnings(tmp_path, "bad_item")) == 4
+
+
+def test_incidents_with_a_numeric_id_and_invalid_bytes_reach_the_incident_store_once(
+    addon, py313, sim, splunkd, tmp_path
+):
+    seed_account(splunkd, sim, "acme")
+    newest = sim.tenant.incidents.versions[-1]
+    template = dict(sim.tenant.incident_versions()[-1][2])
+    numeric = raw({**template, "id": 31337, "displayName": "numeric", "lastUpdateDateTime": newest.lud})
+    garbled = raw({**template, "id": "inc-bytes", "displayName": "@@", "lastUpdateDateTime": newest.lud})
+    garbled = garbled.replace(b'"@@"', b'"caf\xe9"')
+    sim.tenant.add_raw("incidents", numeric, "31337", newest.lud, ticks=newest.ticks)
+    sim.tenant.add_raw("incidents", garbled, "inc-bytes", newest.lud, ticks=newest.ticks)
+    params = {"start_date": "2020-01-01T00:00:00Z"}
+    first = run(splunkd, tmp_path, py313, input_type="defender_incidents", params=params)
+    second = run(splunkd, tmp_path, py313, input_type="defender_incidents", params=params)
+    expected = Counter(sim.tenant.incident_version_keys()) + Counter(
+        {(31337, newest.lud): 1, ("inc-bytes", newest.lud): 1}
+    )
+    assert written(first) == expected  # today: the page is refused and the run fails
+    assert written(second) == Counter()
+    summaries_ = summaries(tmp_path)
+    assert [s["status"] for s in summaries_] == ["ok", "ok"] and summaries_[0]["bad_items_repaired"] == "1"
+    docs = splunkd.kv_records("ta_defender_lineage_incidents")
+    summary_docs = {d["incident_id"]: d for d in docs if d.get("doc_type") == "incident"}
+    assert summary_docs["31337"]["incident_key"].endswith(":31337")  # keyed by the id's JSON text
+    assert summary_docs["inc-bytes"]["title"] == "caf\ufffd"
