@@ -211,6 +211,21 @@ def test_a_bad_items_id_cannot_forge_a_log_line(caplog):
     assert "\n" not in line and '"x\\n run_summary status=ok"' in line
 
 
+def test_a_stamp_before_year_1_is_refused_with_a_warning(caplog):
+    # Graph's filter would never return it; a server that ignores the filter (RawGraph) does.
+    caplog.set_level(logging.WARNING, LOGGER)
+    body = (
+        b'{"value":[{"id":"ancient","lastUpdateDateTime":"0001-01-01T00:00:00+14:00"},'
+        b'{"id":"a","lastUpdateDateTime":"2026-11-20T00:00:05Z"}]}'
+    )
+    state = CursorState(TENANT)
+    written: list = []
+    c = _raw_run(body, state, written)
+    assert c.stats.out_of_range == 1 and len(warnings_of(caplog, "timestamp_out_of_range")) == 1
+    assert len(written) == 2 and state.cursor == parse_instant("2026-11-20T00:00:05Z")
+    assert json.dumps(state.to_json())
+
+
 # ---- item 4: the checkpoint's de-duplication set stays bounded -------------------------------------
 
 

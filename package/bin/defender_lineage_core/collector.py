@@ -388,8 +388,10 @@ class Collection:
                 )
             if last_seen is None or ticks > last_seen:
                 last_seen = ticks
-            if ticks > future:
-                self._log_odd_stamp(item, key, position in refused)
+            if refused and position in refused:
+                self._log_odd_stamp(item, key, out_of_range=True)
+            elif ticks > future:
+                self._log_odd_stamp(item, key, out_of_range=False)
             if repaired and id(item) in repaired:
                 self._log_bad_item(repaired[id(item)])
             batch.append(Version(item, ticks, text))
