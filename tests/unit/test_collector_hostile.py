@@ -224,6 +224,9 @@ def test_a_stamp_before_year_1_is_refused_with_a_warning(caplog):
     assert c.stats.out_of_range == 1 and len(warnings_of(caplog, "timestamp_out_of_range")) == 1
     assert len(written) == 2 and state.cursor == parse_instant("2026-11-20T00:00:05Z")
     assert json.dumps(state.to_json())
+    alone = CursorState(TENANT)
+    _raw_run(b'{"value":[{"id":"ancient","lastUpdateDateTime":"0001-01-01T00:00:00+14:00"}]}', alone, [])
+    assert alone.cursor is None  # its stamp never reaches the cursor
 
 
 # ---- item 4: the checkpoint's de-duplication set stays bounded -------------------------------------

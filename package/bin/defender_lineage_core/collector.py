@@ -409,7 +409,8 @@ class Collection:
         for _, ticks in written:
             if self.stats.newest is None or ticks > self.stats.newest:
                 self.stats.newest = ticks
-            if ticks <= now and (self._newest_held is None or ticks > self._newest_held):
+            # (A stamp held at MIN_TICKS, before year 1 in UTC, is not an instant to resume from either.)
+            if MIN_TICKS < ticks <= now and (self._newest_held is None or ticks > self._newest_held):
                 self._newest_held = ticks
         if not self.stats.out_of_order:
             self._advance(final=False)
