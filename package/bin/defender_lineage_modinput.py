@@ -291,7 +291,8 @@ def _log_summary(
         lag = f"{(now_ticks() - stats.newest) / TICKS_PER_SECOND:.1f}"
     logger.info(
         "run_summary input=%s status=%s account=%s tenant=%s resource=%s pages=%d events=%d "
-        "skipped_duplicates=%d without_key=%d requests=%d token_requests=%d retries=%d throttled=%d "
+        "skipped_duplicates=%d without_key=%d bad_items_skipped=%d bad_items_repaired=%d future_items=%d "
+        "out_of_range=%d overlap_narrowed=%s requests=%d token_requests=%d retries=%d throttled=%d "
         "restarts=%d tie_rechecks=%d budget_wait_seconds=%.1f expand_fallback=%s stopped_early=%s "
         "run_seconds=%.2f lag_seconds=%s",
         full_name,
@@ -303,6 +304,11 @@ def _log_summary(
         stats.events,
         stats.skipped,
         stats.without_key,
+        stats.bad_skipped,
+        stats.bad_repaired,
+        stats.future,
+        stats.out_of_range,
+        stats.narrowed,
         client.stats.requests,
         client.stats.token_requests,
         client.stats.retries,

@@ -1,7 +1,15 @@
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from defender_lineage_core.timestamps import TICKS_PER_SECOND, format_instant, parse_instant
+from defender_lineage_core.timestamps import (
+    MAX_TICKS,
+    MIN_TICKS,
+    TICKS_PER_SECOND,
+    format_instant,
+    in_range,
+    parse_instant,
+)
 
 
 def test_trimmed_fractions_compare_as_instants_not_text():
@@ -101,3 +109,39 @@ def test_agrees_with_the_calendar(year, month, day, clock, fraction, zone):
     text += zone
     assert parse_instant(text) == _reference(text)
     assert parse_instant(f" {text} ") == _reference(text)
+
+
+# ---- the whole range a cursor can hold (issue 12, item 2) ----------------------------------------
+
+
+@given(st.integers(min_value=MIN_TICKS, max_value=MAX_TICKS))
+@example(MIN_TICKS)
+@example(MAX_TICKS)
+@example(parse_instant("0999-12-31T23:59:59.9999999Z"))  # strftime writes year 999 as "999"
+@example(parse_instant("0001-01-01T00:00:00.0000001Z"))
+def test_every_instant_of_the_range_formats_and_parses_back(ticks):
+    text = format_instant(ticks)
+    assert len(text) == len("2026-11-20T10:00:26.9875000Z")
+    assert parse_instant(text) == ticks
+
+
+def test_a_cursor_before_year_1000_is_written_with_four_digits():
+    ticks = parse_instant("0999-06-01T12:00:00Z")
+    assert ticks is not None
+    assert format_instant(ticks) == "0999-06-01T12:00:00.0000000Z"
+
+
+def test_range_bounds_are_graphs_datetimeoffset_bounds():
+    assert format_instant(MIN_TICKS) == "0001-01-01T00:00:00.0000000Z"
+    assert format_instant(MAX_TICKS) == "9999-12-31T23:59:59.9999999Z"
+    assert in_range(MIN_TICKS) and in_range(MAX_TICKS)
+    assert not in_range(MIN_TICKS - 1) and not in_range(MAX_TICKS + 1)
+
+
+def test_an_instant_past_year_9999_is_refused_with_value_error_not_overflow():
+    # "9999-12-31T23:59:59.9999999-14:00" is 14 hours past the last instant UTC can write.
+    past = parse_instant("9999-12-31T23:59:59.9999999-14:00")
+    assert past is not None and past > MAX_TICKS
+    for ticks in (past, MAX_TICKS + 1, MIN_TICKS - 1):
+        with pytest.raises(ValueError, match="out of range"):
+            format_instant(ticks)

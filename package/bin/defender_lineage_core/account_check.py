@@ -194,7 +194,7 @@ def _probe_hunting(client: GraphClient) -> int:
     )
     try:
         body = json.loads(response.content)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: an answer nested too deep to read
         body = None
     if response.status_code == 200 and isinstance(body, dict) and isinstance(body.get("results"), list):
         return len(body["results"])

@@ -36,7 +36,7 @@ from .errors import (
     auth_error,
     graph_error,
 )
-from .odata import PageFormatError, parse_collection
+from .odata import BadItem, PageFormatError, parse_collection_bytes
 from .proxy import mount_proxy_credentials
 
 if TYPE_CHECKING:
@@ -77,6 +77,7 @@ class Page:
     items: List[Dict[str, Any]]
     next_link: Optional[str]
     texts: Optional[List[str]] = None  # each item's JSON exactly as Graph sent it
+    bad: List[BadItem] = field(default_factory=list)  # items left out or repaired (odata.py)
 
 
 # What to fetch after a page: (url, query options or None for an opaque nextLink), or None to stop.
@@ -280,9 +281,11 @@ class GraphClient:
                 page = self._parse_page(upcoming.result(), resource, spent)
 
     def _parse_page(self, response: requests.Response, resource: str, spent: Optional[List[Any]] = None) -> Page:
+        bad: List[BadItem] = []
         try:
-            items, texts, next_link = parse_collection(response.content.decode("utf-8"), spent)
-        except (UnicodeDecodeError, PageFormatError) as exc:
+            # Item by item: one unreadable item is reported in ``bad``, not a refusal of the page.
+            items, texts, next_link = parse_collection_bytes(response.content, spent, bad)
+        except PageFormatError as exc:
             raise MalformedResponse(
                 f"Graph answered {resource} with HTTP {response.status_code} but the body is not a JSON page "
                 f"({len(response.content)} bytes: {exc}); the cursor stays where it was.",
@@ -291,7 +294,7 @@ class GraphClient:
             ) from None
         if next_link is not None and not isinstance(next_link, str):
             raise MalformedResponse(f"Graph sent a non-text @odata.nextLink for {resource}.", resource=resource)
-        return Page(items, next_link or None, texts)
+        return Page(items, next_link or None, texts, bad)
 
     def _check_link(self, url: str, resource: str) -> None:
         parts = urlsplit(url)
@@ -427,7 +430,7 @@ def _cut_short(response: requests.Response) -> bool:
 def _json_or_none(response: requests.Response) -> Any:
     try:
         return json.loads(response.content)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: an error body nested too deep to read
         return None
 
 

@@ -253,7 +253,7 @@ def normalise_value(kind: str, value: Any) -> Any:
         if text[:1] in ("{", "["):
             try:
                 return json.loads(text)
-            except ValueError:
+            except (ValueError, RecursionError):  # not JSON, or nested too deep to read: kept as text
                 return value
     return value
 
@@ -526,7 +526,7 @@ class HuntingRun:
     def _rows(self, content: bytes, start: int, end: int) -> _Answer:
         try:
             body = json.loads(content.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
+        except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: nested too deep to read
             raise MalformedResponse(
                 f"Graph answered runHuntingQuery with HTTP 200 but the body is not JSON ({len(content)} bytes); "
                 "the checkpoint stays.",
@@ -634,7 +634,7 @@ class _StopForQuota(Exception):
 def _json_or_none(content: bytes) -> Any:
     try:
         return json.loads(content)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
 
 

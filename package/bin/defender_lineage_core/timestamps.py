@@ -3,6 +3,12 @@
 Graph writes up to seven fractional digits and trims trailing zeros (``...:26.9875Z``), so text
 comparison orders them wrongly. Instants are kept as integer ticks of 100 ns since the Unix epoch,
 which is exactly Graph's precision: no float rounding can merge or split two versions.
+
+The instants this module formats are those of Graph's ``Edm.DateTimeOffset`` in UTC, from
+``0001-01-01T00:00:00Z`` to ``9999-12-31T23:59:59.9999999Z`` (``MIN_TICKS`` .. ``MAX_TICKS``): every
+one of them formats and parses back to itself. ``parse_instant`` may return an instant outside that
+range (``9999-12-31T23:59:59-14:00`` is past year 9999 in UTC): callers that keep or format an
+instant check it with ``in_range`` first.
 """
 
 from __future__ import annotations
@@ -15,6 +21,9 @@ from typing import Optional
 TICKS_PER_SECOND = 10_000_000
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
 _EPOCH_ORDINAL = _EPOCH.date().toordinal()
+# The first and the last instant of Edm.DateTimeOffset in UTC (years 1 to 9999, 100 ns steps).
+MIN_TICKS = (1 - _EPOCH_ORDINAL) * 86400 * TICKS_PER_SECOND
+MAX_TICKS = (_dt.date(9999, 12, 31).toordinal() + 1 - _EPOCH_ORDINAL) * 86400 * TICKS_PER_SECOND - 1
 _ISO = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?)?"
     r"\s*(Z|z|[+-]\d{2}:?\d{2})?$"
@@ -83,11 +92,25 @@ def _days_since_epoch(year: str, month: str, day: str) -> Optional[int]:
         return None
 
 
+def in_range(ticks: int) -> bool:
+    """Whether ``ticks`` is an instant Graph's DateTimeOffset can hold (and ``format_instant`` writes)."""
+    return MIN_TICKS <= ticks <= MAX_TICKS
+
+
 def format_instant(ticks: int) -> str:
-    """The seven-digit UTC form Graph accepts in ``$filter`` (``2026-11-20T10:00:26.9875000Z``)."""
+    """The seven-digit UTC form Graph accepts in ``$filter`` (``2026-11-20T10:00:26.9875000Z``).
+
+    Raises ValueError outside ``MIN_TICKS`` .. ``MAX_TICKS`` (no year 10000 to write)."""
+    if not in_range(ticks):
+        raise ValueError(f"instant out of range (years 1 to 9999): {ticks} ticks since 1970")
     seconds, fraction = divmod(ticks, TICKS_PER_SECOND)
     moment = _EPOCH + _dt.timedelta(seconds=seconds)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{fraction:07d}Z"
+    # Four-digit year written by hand: strftime("%Y") writes year 999 as "999" on glibc, which no
+    # ISO 8601 reader (this module's included) takes back.
+    return (
+        f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T"
+        f"{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}.{fraction:07d}Z"
+    )
 
 
 def epoch_seconds(ticks: int) -> float:

@@ -154,10 +154,32 @@ def _mask_replacements(service: str, detection: str) -> Tuple[Tuple[bytes, bytes
     return tuple(out)
 
 
+# ---- raw items: exact bytes a test serves (hostile data, issue 12) ---------------------------------
+
+
+class RawVersion(ItemVersion):
+    """An item served as the exact bytes a test gives: invalid UTF-8, nesting 100,000 deep, a JSON
+    number as `id`, a stamp in year 9999 or past it, or not an object at all.
+
+    `ticks` is where Graph files it (`$filter`, `$orderby`: its lastUpdateDateTime, as Graph reads
+    it); unlike a generated version it is listed from `shown_from` on (default: always), whatever
+    its stamp says, as Graph serves an item stamped in the future today."""
+
+    __slots__ = ("shown_from",)
+
+    def __init__(self, kind: str, sort_id: str, ticks: int, lud: str, raw: bytes, shown_from: Optional[int]) -> None:
+        super().__init__(kind, sort_id, ticks, lud, raw, None, None)
+        self.shown_from = -NEVER if shown_from is None else shown_from
+
+
+# ---------------------------------------------------------------------------------------------
+
+
 class Collection:
     """All versions of one resource, sorted by (ticks, id), with cached visibility queries."""
 
     def __init__(self, versions: Iterable[ItemVersion]) -> None:
+        self.raw_versions: List[RawVersion] = []  # exact-bytes items (RawVersion), listed beside the rest
         self._lock = threading.Lock()
         self._cache: OrderedDict[Tuple[Any, ...], List[ItemVersion]] = OrderedDict()
         self._groups: Dict[Tuple[int, int], Dict[str, List[ItemVersion]]] = {}
@@ -186,6 +208,10 @@ class Collection:
     def __len__(self) -> int:
         return len(self.versions)
 
+    def add_raw(self, version: RawVersion) -> None:
+        with self._lock:
+            self.raw_versions = [*self.raw_versions, version]
+
     def visible(
         self,
         clock: int,
@@ -194,7 +220,23 @@ class Collection:
         desc: bool = False,
         limit: Optional[int] = None,
     ) -> List[ItemVersion]:
-        """Versions visible at `clock` with lo <= ticks <= hi (inclusive), ordered by (ticks, id).
+        """Versions visible at `clock` with lo <= ticks <= hi (inclusive), ordered by (ticks, id),
+        raw items (`RawVersion`) among them in their place."""
+        generated = self._visible_generated(clock, lo, hi, desc, limit)
+        raws = [
+            v
+            for v in self.raw_versions
+            if v.shown_from <= clock and (lo is None or v.ticks >= lo) and (hi is None or v.ticks <= hi)
+        ]
+        if not raws:
+            return generated
+        merged = sorted([*generated, *raws], key=lambda v: (v.ticks, v.item_id), reverse=desc)
+        return merged if limit is None else merged[:limit]
+
+    def _visible_generated(
+        self, clock: int, lo: Optional[int], hi: Optional[int], desc: bool, limit: Optional[int]
+    ) -> List[ItemVersion]:
+        """The generated versions of ``visible``.
 
         With `limit` (ascending only), just the first `limit` of them: a page needs no more, and
         building the whole remainder for every page of a 100k backfill made the simulator, not
@@ -299,6 +341,23 @@ class SyntheticTenant:
         clock = self.anchor_ticks if when is None else parse_any(when)
         coll = self.alerts if resource == "alerts_v2" else self.incidents
         return [v.as_dict() for v in coll.visible(clock)]
+
+    def add_raw(
+        self,
+        resource: str,
+        raw: bytes,
+        sort_id: str,
+        lud: str,
+        ticks: Optional[int] = None,
+        shown_from: Any = None,
+    ) -> RawVersion:
+        """Serve `raw`, exactly, as one item of `resource` (see `RawVersion`): filed at `ticks`
+        (default: `lud` read as an OData literal), ordered among equal instants by `sort_id`."""
+        kind = "alert" if resource == "alerts_v2" else "incident"
+        filed = parse_any(lud) if ticks is None else ticks
+        version = RawVersion(kind, sort_id, filed, lud, raw, None if shown_from is None else parse_any(shown_from))
+        (self.alerts if kind == "alert" else self.incidents).add_raw(version)
+        return version
 
     def add_version(self, resource: str, item: Dict[str, Any]) -> ItemVersion:
         """Append a version (e.g. an update arriving mid-run); `lastUpdateDateTime` must be new."""
