@@ -43,11 +43,12 @@ import io
 import json
 import re
 import sys
-from typing import IO, Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import IO, Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 HEADER = re.compile(rb"chunked\s+1\.0\s*,\s*(\d+)\s*,\s*(\d+)\s*\n")
 MV_PREFIX = "__mv_"
 REPLACEMENT = "\ufffd"
+_REPLACEMENT_BYTES = REPLACEMENT.encode("utf-8")
 # A chunk body is bounded by its header's length, not by csv's default 128 KiB per field; the C
 # reader takes a C long, 2**31 - 1 on every platform Splunk runs on.
 csv.field_size_limit(2**31 - 1)
@@ -56,11 +57,14 @@ _REPLACE_ERRORS = "defender_lineage_scp.replace"
 _replacements = [0]  # how many times the handler below ran: the current chunk's "replaced" flag
 
 
-def _replace_and_count(error: UnicodeError) -> Tuple[str, int]:
-    if not isinstance(error, (UnicodeDecodeError, UnicodeEncodeError)):
-        raise error
-    _replacements[0] += 1
-    return REPLACEMENT, error.end
+def _replace_and_count(error: UnicodeError) -> Tuple[Union[str, bytes], int]:
+    if isinstance(error, UnicodeDecodeError):
+        _replacements[0] += 1
+        return REPLACEMENT, error.end
+    if isinstance(error, UnicodeEncodeError):  # the UTF-8 encoder takes only ASCII text or bytes back
+        _replacements[0] += 1
+        return _REPLACEMENT_BYTES, error.end
+    raise error
 
 
 codecs.register_error(_REPLACE_ERRORS, _replace_and_count)

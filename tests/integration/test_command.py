@@ -147,3 +147,93 @@ def test_multi_chunk_stream(addon: Path, python: str) -> None:
 def test_empty_stream(addon: Path, python: str) -> None:
     result = _run(addon, python, [])
     assert result.chunks_sent == 1 and result.records == []
+
+
+# --- hostile records (issue 12, item 1): every record comes back, the search never fails ------------
+
+UNENCODABLE = "unencodable characters (lone surrogates) replaced with U+FFFD"
+UNREADABLE = "unreadable bytes (invalid UTF-8 or NUL) replaced with U+FFFD"
+
+
+def _neighbours(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """``record`` between two plain ones, each marked, so order and survival are checked too."""
+    return [{"_raw": "{}", "keep": "before"}, {**record, "keep": "hostile"}, {"_raw": "{}", "keep": "after"}]
+
+
+def _hostile(result: CommandResult) -> dict[str, Any]:
+    assert [r["keep"] for r in result.records] == ["before", "hostile", "after"]
+    for record in result.records:
+        _assert_contract(record)
+    return result.records[1]
+
+
+def test_lone_surrogate_escape_landing_in_an_output_field(addon: Path, python: str) -> None:
+    # Before: splunklib's writer raised UnicodeEncodeError, no reply, the search failed.
+    raw = json.loads(_sample("alert_v2.json"))
+    raw["id"] = "da0\udc0001"
+    text = json.dumps(raw)  # ASCII: the surrogate travels as the JSON escape \udc00
+    result = _run(addon, python, _neighbours({"_raw": text, "sourcetype": "ms:defender:graph:alert"}))
+    record = _hostile(result)
+    assert record["alert_id"] == "da0\ufffd01"
+    assert record["lineage_path"].endswith("> alert:da0\ufffd01")
+    assert record["lineage_warning"] == UNENCODABLE
+    assert record["_raw"] == text
+
+
+def test_nul_byte_in_a_field(addon: Path, python: str) -> None:
+    # Before: splunklib's CSV reader on Python 3.9 refused the chunk ("line contains NUL").
+    alert = _sample("alert_v2.json")
+    result = _run(addon, python, _neighbours({**_alert_record(alert), "note": "a\x00b"}))
+    record = _hostile(result)
+    assert record["note"] == "a\ufffdb"
+    assert record["lineage_layer"] == "detection" and record["incident_id"] == "31337"
+    assert record["lineage_warning"] == UNREADABLE
+    assert result.records[0]["lineage_warning"].count("U+FFFD") == 0
+
+
+def test_field_above_ten_megabytes(addon: Path, python: str) -> None:
+    # Before: splunklib's CSV reader refused a field above 10 MB (csv.field_size_limit) on both interpreters.
+    raw = json.loads(_sample("alert_v2.json"))
+    raw["description"] = "x" * (11 * 1024 * 1024)
+    text = json.dumps(raw)
+    result = _run(addon, python, _neighbours({"_raw": text, "sourcetype": "ms:defender:graph:alert"}))
+    record = _hostile(result)
+    assert len(record["_raw"]) == len(text) and record["_raw"] == text
+    assert record["incident_id"] == "31337" and record["lineage_warning"] == ""
+
+
+def test_invalid_utf8_on_the_wire(addon: Path, python: str) -> None:
+    # Before: replaced silently; now the record says so.
+    body = b'_raw,keep\n{},before\n"{""id"": ""a\xff\xfeb""}",hostile\n{},after\n'
+    result = _run(addon, python, [], bodies=[body])
+    record = _hostile(result)
+    assert record["_raw"] == '{"id": "a\ufffd\ufffdb"}'
+    assert UNREADABLE in record["lineage_warning"]
+    assert "U+FFFD" not in result.records[2]["lineage_warning"]
+
+
+def test_lone_surrogate_bytes_on_the_wire(addon: Path, python: str) -> None:
+    # A producer that writes a lone surrogate as UTF-8 bytes (ED B0 80): invalid UTF-8, replaced.
+    result = _run(addon, python, _neighbours({"_raw": "{}", "note": "x\udc00y"}), encoding_errors="surrogatepass")
+    record = _hostile(result)
+    assert record["note"] == "x\ufffd\ufffd\ufffdy"
+    assert UNREADABLE in record["lineage_warning"]
+
+
+@pytest.mark.parametrize("raw", ["[" * 100_000, '{"id": "a", "x": ' + "[" * 100_000 + "]" * 100_000 + "}"])
+def test_deeply_nested_raw(addon: Path, python: str, raw: str) -> None:
+    result = _run(addon, python, _neighbours({"_raw": raw, "sourcetype": "ms:defender:graph:alert"}))
+    record = _hostile(result)
+    assert "unparseable _raw: nested too deeply" in record["lineage_warning"]
+
+
+@pytest.mark.parametrize("value", ["1e3", "NaN", "1e400", "[1,2]", "true"])
+def test_non_id_incident_id_is_not_invented(addon: Path, python: str, value: str) -> None:
+    # Before: 1000.0, nan, inf, 1 and "" with no warning.
+    raw = _sample("alert_v2.json").replace('"incidentId": "31337"', f'"incidentId": {value}')
+    assert raw != _sample("alert_v2.json")
+    result = _run(addon, python, _neighbours({"_raw": raw, "sourcetype": "ms:defender:graph:alert"}))
+    record = _hostile(result)
+    assert record["incident_id"] == ""
+    assert record["lineage_path"].startswith("? > microsoftDefenderForEndpoint")
+    assert "incidentId is not a string or integer id" in record["lineage_warning"]
