@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from defender_lineage_core.incident_store import INCIDENT_OUTPUT_FIELDS
 from defender_lineage_core.lineage import OUTPUT_FIELDS
@@ -237,3 +239,51 @@ def test_non_id_incident_id_is_not_invented(addon: Path, python: str, value: str
     assert record["incident_id"] == ""
     assert record["lineage_path"].startswith("? > microsoftDefenderForEndpoint")
     assert "incidentId is not a string or integer id" in record["lineage_warning"]
+
+
+def _on_the_wire(value: Any) -> Any:
+    """What a value becomes once sent as (possibly invalid) UTF-8 and read back tolerantly."""
+    if isinstance(value, list):
+        return [_on_the_wire(v) for v in value]
+    return value.encode("utf-8", "surrogatepass").replace(b"\x00", b"\xff").decode("utf-8", "replace")
+
+
+# Every code point, lone surrogates and NUL included.
+_ANY_TEXT = st.text(st.characters(blacklist_categories=()), max_size=20)
+_ANY_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | _ANY_TEXT,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_ANY_TEXT, inner, max_size=3),
+    max_leaves=10,
+)
+_HOSTILE_RECORD = st.fixed_dictionaries(
+    {
+        "_raw": st.one_of(_ANY_JSON.map(json.dumps), _ANY_TEXT),
+        "sourcetype": st.sampled_from(["ms:defender:graph:alert", "ms:defender:graph:incident", "other"]),
+    },
+    optional={
+        "id": _ANY_TEXT,
+        "incidentId": _ANY_TEXT,
+        "note": _ANY_TEXT,
+        "tags": st.lists(_ANY_TEXT, min_size=2, max_size=4),  # multivalue
+    },
+)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(records=st.lists(_HOSTILE_RECORD, max_size=8), chunk_size=st.integers(1, 5))
+def test_any_record_comes_back(addon: Path, python: str, records: list[dict[str, Any]], chunk_size: int) -> None:
+    """Issue 12: arbitrary text (lone surrogates, NUL), arbitrary JSON in _raw, multivalue fields:
+    the search completes and every record comes back, in order, with its fields."""
+    for serial, record in enumerate(records):
+        record["serial"] = str(serial)
+    result = _run(addon, python, records, chunk_size=chunk_size, encoding_errors="surrogatepass")
+    assert [r["serial"] for r in result.records] == [r["serial"] for r in records]
+    for sent, back in zip(records, result.records):
+        _assert_contract(back)
+        changed = False
+        for name, value in sent.items():
+            expected = _on_the_wire(value)
+            changed = changed or expected != value
+            assert back.get(name, "") == expected, name
+        if changed:
+            assert UNREADABLE in back["lineage_warning"]
