@@ -66,8 +66,12 @@ class _JsonNumber(str):
     value, but never an id (``float`` would invent ``1000.0``, ``inf`` or ``nan``)."""
 
 
+# One decoder for every event: json.loads with hooks would build a new decoder per call.
+_DECODER = json.JSONDecoder(parse_int=_JsonInt, parse_float=_JsonNumber, parse_constant=_JsonNumber)
+
+
 def _loads(raw: Any) -> Any:
-    return json.loads(raw, parse_int=_JsonInt, parse_float=_JsonNumber, parse_constant=_JsonNumber)
+    return _DECODER.decode(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
 
 
 class IncidentLookup(Protocol):
@@ -509,7 +513,8 @@ def place(record: Mapping[str, Any], incidents: Optional[IncidentLookup] = None)
     followed to the incident they were merged into.
     """
     result = _empty_result()
-    event = _Event(record if isinstance(record, Mapping) else {})
+    # dict first: isinstance against typing.Mapping costs more than a whole field lookup.
+    event = _Event(record if type(record) is dict or isinstance(record, Mapping) else {})
     try:
         _place(event, result, incidents)
     except Exception as error:  # a bug must not stop the search; say so on the event
