@@ -107,6 +107,15 @@ class Chunk:
 
 def read_chunk(istream: IO[bytes]) -> Optional[Tuple[Dict[str, Any], bytes]]:
     """The next chunk as (metadata, body bytes), or None at the end of the stream."""
+    head = read_head(istream)
+    if head is None:
+        return None
+    metadata, body_length = head
+    return metadata, _read_exactly(istream, body_length)
+
+
+def read_head(istream: IO[bytes]) -> Optional[Tuple[Dict[str, Any], int]]:
+    """The next chunk's metadata and body length (the body is left in the stream), or None at the end."""
     header = istream.readline()
     if not header:
         return None
@@ -121,7 +130,7 @@ def read_chunk(istream: IO[bytes]) -> Optional[Tuple[Dict[str, Any], bytes]]:
         raise ProtocolError(f"Failed to parse metadata of length {metadata_length}: {error}") from None
     if not isinstance(metadata, dict):
         raise ProtocolError(f"Failed to parse metadata of length {metadata_length}: not an object")
-    return metadata, _read_exactly(istream, body_length)
+    return metadata, body_length
 
 
 def _read_exactly(istream: IO[bytes], size: int) -> bytes:
@@ -134,28 +143,67 @@ def _read_exactly(istream: IO[bytes], size: int) -> bytes:
 
 
 def parse_body(body: bytes) -> Tuple[List[str], List[List[str]], bool]:
-    """(header, rows, replaced) of a CSV body; every row padded or cut to the header's length.
+    """(header, rows, replaced) of a CSV body held in memory (see :func:`parse_stream`)."""
+    return parse_stream(io.BytesIO(body), len(body))
 
-    The bytes are decoded as the CSV reader goes (no second copy of the body as text); invalid UTF-8
-    and NUL become U+FFFD. A NUL byte is swapped for 0xFF first, a byte UTF-8 never holds, so the
-    decoder replaces both the same way and the body keeps its length.
+
+def parse_stream(istream: IO[bytes], size: int) -> Tuple[List[str], List[List[str]], bool]:
+    """(header, rows, replaced) of the next ``size`` bytes of ``istream``, a CSV body; every row
+    padded or cut to the header's length.
+
+    The body is decoded and parsed as it is read: it is never held whole as bytes beside its rows
+    (a 50,000-record chunk would be held twice). Invalid UTF-8 and NUL become U+FFFD: NUL is swapped
+    for 0xFF as it is read, a byte UTF-8 never holds, so the decoder replaces both the same way.
     """
-    if not body:
+    if size <= 0:
         return [], [], False
-    if b"\0" in body:
-        body = body.replace(b"\0", b"\xff")
     _replacements[0] = 0
-    text = io.TextIOWrapper(io.BytesIO(body), encoding="utf-8", errors=_REPLACE_ERRORS, newline="")
+    body = _BodyReader(istream, size)
+    text = io.TextIOWrapper(io.BufferedReader(body, 1 << 16), encoding="utf-8", errors=_REPLACE_ERRORS, newline="")
     reader = csv.reader(text, dialect=SplunkDialect)
     header = next(reader, None)
+    rows = list(reader) if header is not None else []
+    body.drain()
     if header is None:
         return [], [], _replacements[0] > 0
     width = len(header)
-    rows = list(reader)
     for index, row in enumerate(rows):
         if len(row) != width:
             rows[index] = (row + [""] * width)[:width]
     return header, rows, _replacements[0] > 0
+
+
+class _BodyReader(io.RawIOBase):
+    """The next ``size`` bytes of a stream, NUL bytes read as 0xFF."""
+
+    def __init__(self, istream: IO[bytes], size: int) -> None:
+        super().__init__()
+        self._in = istream
+        self._left = size
+        self._size = size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._left <= 0:
+            return 0
+        data = self._in.read(min(len(buffer), self._left))
+        if not data:
+            raise ProtocolError(f"stream ended after {self._size - self._left} of {self._size} bytes")
+        if b"\0" in data:
+            data = data.replace(b"\0", b"\xff")
+        buffer[: len(data)] = data
+        self._left -= len(data)
+        return len(data)
+
+    def drain(self) -> None:
+        """Read what the CSV reader left (nothing, normally), so the next chunk starts where it should."""
+        while self._left > 0:
+            data = self._in.read(min(self._left, 1 << 16))
+            if not data:
+                raise ProtocolError(f"stream ended after {self._size - self._left} of {self._size} bytes")
+            self._left -= len(data)
 
 
 def decode_mv(encoded: str) -> List[str]:
@@ -276,14 +324,13 @@ class Session:
     def chunks(self) -> Iterator[Chunk]:
         """The execute chunks, parsed, until splunkd closes the stream."""
         while True:
-            raw = read_chunk(self.istream)
-            if raw is None:
+            head = read_head(self.istream)
+            if head is None:
                 return
-            metadata, body = raw
+            metadata, body_length = head
             if metadata.get("action") != "execute":
                 raise ProtocolError(f"Expected execute action, not {metadata.get('action')}")
-            header, rows, replaced = parse_body(body)
-            del raw, body
+            header, rows, replaced = parse_stream(self.istream, body_length)
             yield Chunk(metadata, header, rows, replaced)
 
     def reply(self, finished: bool, body: Optional[RecordsWriter] = None) -> None:

@@ -26,7 +26,7 @@ import sys
 import time
 import traceback
 from operator import itemgetter
-from typing import IO, Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import IO, Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 from defender_lineage_scp import (
     MV_PREFIX,
@@ -47,7 +47,6 @@ from defender_lineage_core.incident_store import (
     Doc,
     IncidentCache,
     StoreUnavailable,
-    empty_output_fields,
     enrich,
     request_keys,
 )
@@ -65,6 +64,9 @@ UNENCODABLE_WARNING = "unencodable characters (lone surrogates) replaced with U+
 TRUE_VALUES = frozenset(("1", "t", "true", "y", "yes"))  # splunklib's validators.Boolean
 FALSE_VALUES = frozenset(("0", "f", "false", "n", "no"))
 LOGGER_NAME = "DefenderLineageCommand"
+SHARED_FIELDS = ("tenant_id", "incident_id")  # values many events of a chunk share
+_EMPTY_INCIDENT_CELLS = ("",) * (2 * len(INCIDENT_OUTPUT_FIELDS))
+_ADDED_INDEX = {name: i for i, name in enumerate(ADDED_FIELDS)}
 
 
 def parse_options(args: Sequence[str]) -> Tuple[Dict[str, Any], List[str]]:
@@ -95,11 +97,12 @@ def _add_warning(current: str, note: str) -> str:
 
 
 class ChunkLayout:
-    """Where one chunk's input cells are, and where the command's cells go in its output rows.
+    """Where one chunk's input cells are, and where the command's cells go in its rows.
 
     Input columns pass through as sent (plain and ``__mv_`` cells untouched); the command's fields
-    are appended, each with its ``__mv_`` column. A field the input already has (the command run
-    twice in a search) is overwritten in place, as splunklib's ``add_field`` does.
+    are appended to each row, each with its ``__mv_`` column, in ``ADDED_FIELDS`` order. A field the
+    input already has (the command run twice in a search) is overwritten in place, as splunklib's
+    ``add_field`` does. Rows are extended in place: no second copy of a chunk is ever held.
     """
 
     def __init__(self, header: List[str]) -> None:
@@ -107,28 +110,26 @@ class ChunkLayout:
         plain = [n for n in header if not n.startswith(MV_PREFIX)]
         # Fields that come only as __mv_ columns still reach place() (splunklib names them so too).
         names = list(dict.fromkeys(plain + [n[len(MV_PREFIX) :] for n in header if n.startswith(MV_PREFIX)]))
-        self.names = names
         self.width = len(header)
-        self._plain = [(n, index[n]) for n in names if n in index]
         self._mv = [(n, index[MV_PREFIX + n]) for n in names if MV_PREFIX + n in index]
-        self.header = list(header)
-        self.overwrite = any(n in index or MV_PREFIX + n in index for n in ADDED_FIELDS)
-        if self.overwrite:
-            self.targets: List[Tuple[int, int]] = []
-            for name in ADDED_FIELDS:
-                for column in (name, MV_PREFIX + name):
-                    if column not in index:
-                        index[column] = len(self.header)
-                        self.header.append(column)
-                self.targets.append((index[name], index[MV_PREFIX + name]))
-        else:
-            for name in ADDED_FIELDS:
-                self.header += [name, MV_PREFIX + name]
-        self.warning_cell = self.header.index(WARNING_FIELD)
-        getter = itemgetter(*[i for _, i in self._plain]) if self._plain else None
+        plain_cells = [(n, index[n]) for n in names if n in index]
+        self._names = [n for n, _ in plain_cells]
+        getter = itemgetter(*[i for _, i in plain_cells]) if plain_cells else None
         self._values: Callable[[List[str]], Any] = getter if getter is not None else (lambda row: ())
-        self._single = len(self._plain) == 1
-        self._names = [n for n, _ in self._plain]
+        self._single = len(plain_cells) == 1
+        self.header = list(header)
+        self.append = not any(n in index or MV_PREFIX + n in index for n in ADDED_FIELDS)
+        # (plain, __mv_) cell of each added field in the output row
+        self.cells: List[Tuple[int, int]] = []
+        for name in ADDED_FIELDS:
+            for column in (name, MV_PREFIX + name):
+                if column not in index:
+                    index[column] = len(self.header)
+                    self.header.append(column)
+            self.cells.append((index[name], index[MV_PREFIX + name]))
+        self.warning_cell = index[WARNING_FIELD]
+        self._lineage_cells = [plain for plain, _ in self.cells[: len(OUTPUT_FIELDS)]]
+        self._shared: Dict[Any, Any] = {}
 
     def record(self, row: List[str]) -> Dict[str, Any]:
         """The row as splunklib gives records: field -> str, or list of str for a multivalue."""
@@ -140,24 +141,33 @@ class ChunkLayout:
                 record[name] = decode_mv(cell)
         return record
 
-    def output_row(self, row: List[str], fields: Dict[str, Any], extra: Dict[str, Any]) -> List[str]:
-        if not self.overwrite:
-            out = row
+    def add_lineage(self, row: List[str], fields: Dict[str, Any]) -> None:
+        """Append (or overwrite) the lineage fields; the incident_* cells stay empty for now."""
+        if self.append:
+            shared = self._shared
+            for name in SHARED_FIELDS:  # one string object per distinct value: memory, on big chunks
+                fields[name] = shared.setdefault(fields[name], fields[name])
             for name in OUTPUT_FIELDS:
                 value = fields[name]
                 if type(value) is str:
-                    out.append(value)
-                    out.append("")
+                    row.append(value)
+                    row.append("")
                 else:
-                    out.extend(encode_cells(value))
-            for name in INCIDENT_OUTPUT_FIELDS:
-                out.extend(encode_cells(extra[name]))
-            return out
-        out = row + [""] * (len(self.header) - len(row))
-        values = [fields[n] for n in OUTPUT_FIELDS] + [extra[n] for n in INCIDENT_OUTPUT_FIELDS]
-        for (plain, mv), value in zip(self.targets, values):
-            out[plain], out[mv] = encode_cells(value)
-        return out
+                    row.extend(encode_cells(value))
+            row.extend(_EMPTY_INCIDENT_CELLS)
+            return
+        row.extend([""] * (len(self.header) - len(row)))
+        for (plain, mv), name in zip(self.cells, ADDED_FIELDS):
+            row[plain], row[mv] = encode_cells(fields.get(name, ""))
+
+    def lineage(self, row: List[str]) -> Dict[str, Any]:
+        """The lineage fields back from a row ``add_lineage`` filled (for the incident store)."""
+        return dict(zip(OUTPUT_FIELDS, [row[i] for i in self._lineage_cells]))
+
+    def set_fields(self, row: List[str], fields: Dict[str, Any]) -> None:
+        for name, value in fields.items():
+            plain, mv = self.cells[_ADDED_INDEX[name]]
+            row[plain], row[mv] = encode_cells(value)
 
 
 class DefenderLineage:
@@ -213,14 +223,7 @@ class DefenderLineage:
 
             return unavailable
 
-    def _prefetch(self, cache: IncidentCache, placed: List[Dict[str, Any]]) -> None:
-        incident_keys, alert_keys = set(), set()
-        for fields in placed:
-            ikey, akey = request_keys(fields)
-            if ikey:
-                incident_keys.add(ikey)
-            elif akey:
-                alert_keys.add(akey)
+    def _prefetch(self, cache: IncidentCache, incident_keys: Set[str], alert_keys: Set[str]) -> None:
         try:
             cache.prefetch(incident_keys, alert_keys)
         except Exception as error:  # StoreUnavailable, or a bug: the events must still pass
@@ -234,47 +237,62 @@ class DefenderLineage:
     # -- one chunk ------------------------------------------------------------------------------
 
     def process(self, chunk: Chunk) -> RecordsWriter:
-        """The reply body for one chunk: every record, in order, with the command's fields added."""
+        """The reply body for one chunk: every record, in order, with the command's fields added.
+
+        Each row is placed and extended in place (so a chunk is held once, as cells); the chunk's
+        store lookups are batched before any output (one KV store request per chunk)."""
         body = RecordsWriter()
         rows = chunk.rows
-        layout = ChunkLayout(chunk.header) if rows else None
-        placed = [place(layout.record(row)) for row in rows] if layout is not None else []
-        # The chunk's store lookups are batched before any output (one KV store request per chunk).
         cache = self._incident_cache()
-        if cache is not None and cache.available:
-            self._prefetch(cache, placed)
+        asking = cache is not None and cache.available
+        incident_keys: Set[str] = set()
+        alert_keys: Set[str] = set()
+        layout = ChunkLayout(chunk.header) if rows else None
+        if layout is not None:
+            replaced = chunk.replaced
+            for row in rows:
+                fields = place(layout.record(row))
+                if replaced and any(REPLACEMENT in cell for cell in row):
+                    fields[WARNING_FIELD] = _add_warning(fields[WARNING_FIELD], REPLACED_WARNING)
+                if asking:
+                    ikey, akey = request_keys(fields)
+                    if ikey:
+                        incident_keys.add(ikey)
+                    elif akey:
+                        alert_keys.add(akey)
+                layout.add_lineage(row, fields)
+        if cache is not None and asking:
+            self._prefetch(cache, incident_keys, alert_keys)
         if cache is not None:  # in every reply, empty chunks too, as when splunklib called stream()
             self.session.write_metric("incident_store", list(self._fetch_stats))
-        live = cache if cache is not None and cache.available else None
         if layout is None:
             return body
+        live = cache if cache is not None and cache.available else None
         body.write_row(layout.header)
-        for index, fields in enumerate(placed):
-            extra = self._enrich(fields, live)
-            row = rows[index]
-            rows[index] = _DONE  # the output row takes its place in memory
-            if chunk.replaced and any(REPLACEMENT in cell for cell in row):
-                fields[WARNING_FIELD] = _add_warning(fields[WARNING_FIELD], REPLACED_WARNING)
-            out = layout.output_row(row, fields, extra)
-            if not body.write_row(out):
-                out = make_safe(out)
-                out[layout.warning_cell] = _add_warning(out[layout.warning_cell], UNENCODABLE_WARNING)
-                body.write_row(out)
+        for index, row in enumerate(rows):
+            rows[index] = _DONE  # written rows leave memory as the reply grows
+            if live is not None:
+                self._enrich(layout, row, live)
+            if not body.write_row(row):
+                row = make_safe(row)
+                row[layout.warning_cell] = _add_warning(row[layout.warning_cell], UNENCODABLE_WARNING)
+                body.write_row(row)
         return body
 
     @staticmethod
-    def _enrich(fields: Dict[str, Any], cache: Optional[IncidentCache]) -> Dict[str, Any]:
-        if cache is None:
-            return _EMPTY_EXTRA
+    def _enrich(layout: ChunkLayout, row: List[str], cache: IncidentCache) -> None:
+        fields = layout.lineage(row)
+        before = dict(fields)
         try:
-            return enrich(fields, cache)
+            extra = enrich(fields, cache)
         except Exception as error:  # a bug must not stop the search; say so on the event
             note = f"incident enrichment failed: {type(error).__name__}"
             fields[WARNING_FIELD] = _add_warning(fields[WARNING_FIELD], note)
-            return empty_output_fields()
+            extra = {}
+        changed = {name: value for name, value in fields.items() if before.get(name) != value}
+        layout.set_fields(row, {**changed, **extra})
 
 
-_EMPTY_EXTRA = empty_output_fields()
 _DONE: List[str] = []
 
 
