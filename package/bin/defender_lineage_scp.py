@@ -86,23 +86,35 @@ class SplunkDialect(csv.Dialect):
 
 
 class Chunk:
-    """One execute chunk: its metadata, the CSV header and the rows (lists of cells, as sent).
+    """One execute chunk: its metadata, its CSV header, and its records as they are read.
 
-    ``replaced`` is True when bytes that could not be read (invalid UTF-8, NUL) were replaced with
-    U+FFFD somewhere in the body; rows holding U+FFFD are then the ones concerned.
+    :meth:`records` yields each record as ``(cells, text)``: the cells padded or cut to the header's
+    length, and the record's CSV text as sent (line end removed), or None when the record had a
+    different number of cells than the header (its text then does not line up with the header's
+    columns). Passing ``text`` through spares re-encoding the cells; the body is read from the
+    stream as records are asked for, so :meth:`records` must be read to its end (``Session.chunks``
+    does it otherwise) before the next chunk.
+
+    ``replaced`` is True once bytes that could not be read (invalid UTF-8, NUL) were replaced with
+    U+FFFD anywhere read so far (checked per record by looking for U+FFFD in it).
     """
 
-    __slots__ = ("header", "metadata", "replaced", "rows")
-
-    def __init__(self, metadata: Dict[str, Any], header: List[str], rows: List[List[str]], replaced: bool) -> None:
+    def __init__(self, metadata: Dict[str, Any], body: _BodyParser) -> None:
         self.metadata = metadata
-        self.header = header
-        self.rows = rows
-        self.replaced = replaced
+        self._body = body
+        self.header = body.header
+        self.header_text = body.header_text
 
     @property
     def finished(self) -> bool:
         return bool(self.metadata.get("finished", False))
+
+    @property
+    def replaced(self) -> bool:
+        return _replacements[0] > 0
+
+    def records(self) -> Iterator[Tuple[List[str], Optional[str]]]:
+        return self._body.records()
 
 
 def read_chunk(istream: IO[bytes]) -> Optional[Tuple[Dict[str, Any], bytes]]:
@@ -143,34 +155,65 @@ def _read_exactly(istream: IO[bytes], size: int) -> bytes:
 
 
 def parse_body(body: bytes) -> Tuple[List[str], List[List[str]], bool]:
-    """(header, rows, replaced) of a CSV body held in memory (see :func:`parse_stream`)."""
-    return parse_stream(io.BytesIO(body), len(body))
+    """(header, rows, replaced) of a CSV body held in memory; every row padded or cut to the header."""
+    parser = _BodyParser(io.BytesIO(body), len(body))
+    rows = [cells for cells, _ in parser.records()]
+    return parser.header, rows, _replacements[0] > 0
 
 
-def parse_stream(istream: IO[bytes], size: int) -> Tuple[List[str], List[List[str]], bool]:
-    """(header, rows, replaced) of the next ``size`` bytes of ``istream``, a CSV body; every row
-    padded or cut to the header's length.
+class _BodyParser:
+    """A CSV body read from the stream as its records are asked for (never held whole as bytes
+    beside its records: a 50,000-record chunk would be held twice), each record with its text.
 
-    The body is decoded and parsed as it is read: it is never held whole as bytes beside its rows
-    (a 50,000-record chunk would be held twice). Invalid UTF-8 and NUL become U+FFFD: NUL is swapped
-    for 0xFF as it is read, a byte UTF-8 never holds, so the decoder replaces both the same way.
+    Invalid UTF-8 and NUL become U+FFFD: NUL is swapped for 0xFF as it is read, a byte UTF-8 never
+    holds, so the decoder replaces both the same way.
     """
-    if size <= 0:
-        return [], [], False
-    _replacements[0] = 0
-    body = _BodyReader(istream, size)
-    text = io.TextIOWrapper(io.BufferedReader(body, 1 << 16), encoding="utf-8", errors=_REPLACE_ERRORS, newline="")
-    reader = csv.reader(text, dialect=SplunkDialect)
-    header = next(reader, None)
-    rows = list(reader) if header is not None else []
-    body.drain()
-    if header is None:
-        return [], [], _replacements[0] > 0
-    width = len(header)
-    for index, row in enumerate(rows):
-        if len(row) != width:
-            rows[index] = (row + [""] * width)[:width]
-    return header, rows, _replacements[0] > 0
+
+    def __init__(self, istream: IO[bytes], size: int) -> None:
+        _replacements[0] = 0
+        self._body = _BodyReader(istream, max(0, size))
+        self._pending: List[str] = []
+        self.header: List[str] = []
+        self.header_text = ""
+        self._reader: Optional[Iterator[List[str]]] = None
+        if size <= 0:
+            return
+        buffered = io.BufferedReader(self._body, 1 << 16)
+        text = io.TextIOWrapper(buffered, encoding="utf-8", errors=_REPLACE_ERRORS, newline="")
+        self._reader = csv.reader(self._lines(text), dialect=SplunkDialect)
+        header = next(self._reader, None)
+        if header is None:
+            self._reader = None
+            return
+        self.header = header
+        self.header_text = self._take_text()
+
+    def _lines(self, text: Iterable[str]) -> Iterator[str]:
+        pending = self._pending
+        for line in text:
+            pending.append(line)
+            yield line
+
+    def _take_text(self) -> str:
+        pending = self._pending
+        text = pending[0] if len(pending) == 1 else "".join(pending)
+        pending.clear()
+        return text.rstrip("\r\n")
+
+    def records(self) -> Iterator[Tuple[List[str], Optional[str]]]:
+        if self._reader is not None:
+            width = len(self.header)
+            take = self._take_text
+            for cells in self._reader:
+                text: Optional[str] = take()
+                if len(cells) != width:
+                    cells, text = (cells + [""] * width)[:width], None
+                yield cells, text
+            self._reader = None
+        self.drain()
+
+    def drain(self) -> None:
+        self._body.drain()
 
 
 class _BodyReader(io.RawIOBase):
@@ -229,6 +272,16 @@ def encode_cells(value: Any) -> Tuple[str, str]:
     return str(value), ""
 
 
+_NEEDS_QUOTES = re.compile('[",\r\n\x00]')
+
+
+def csv_cell(value: str) -> str:
+    """One cell as the writer encodes it (``QUOTE_MINIMAL``, quoting NUL as Python 3.9's does)."""
+    if _NEEDS_QUOTES.search(value) is None:
+        return value
+    return '"' + value.replace('"', '""') + '"'
+
+
 def make_safe(cells: Sequence[str]) -> List[str]:
     """``cells`` with whatever UTF-8 cannot encode (lone surrogates) replaced with U+FFFD."""
     return [c.encode("utf-8", _REPLACE_ERRORS).decode("utf-8") for c in cells]
@@ -247,6 +300,18 @@ class RecordsWriter:
         data = text.encode("utf-8")
         self.parts.append(data)
         self.size += len(data)
+
+    def write_line(self, text: str) -> bool:
+        """Write one row given as CSV text (no line end); False, nothing written, when it cannot
+        be encoded as UTF-8."""
+        try:
+            data = (text + "\r\n").encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        self.parts.append(data)
+        self.size += len(data)
+        self.rows += 1
+        return True
 
     def write_row(self, cells: Iterable[str]) -> bool:
         """Write one row; False (and nothing written) when a cell cannot be encoded as UTF-8.
@@ -330,8 +395,10 @@ class Session:
             metadata, body_length = head
             if metadata.get("action") != "execute":
                 raise ProtocolError(f"Expected execute action, not {metadata.get('action')}")
-            header, rows, replaced = parse_stream(self.istream, body_length)
-            yield Chunk(metadata, header, rows, replaced)
+            body = _BodyParser(self.istream, body_length)
+            yield Chunk(metadata, body)
+            for _ in body.records():  # what the command did not read, so the next chunk starts right
+                pass
 
     def reply(self, finished: bool, body: Optional[RecordsWriter] = None) -> None:
         self._reply({"inspector": self.inspector or None, "finished": finished}, body)

@@ -22,6 +22,7 @@ import import_declare_test  # noqa: F401  # must come first: puts the app's lib/
 # isort: on
 
 import logging
+import re
 import sys
 import time
 import traceback
@@ -36,6 +37,7 @@ from defender_lineage_scp import (
     RecordsWriter,
     Session,
     binary_streams,
+    csv_cell,
     decode_mv,
     encode_cells,
     make_safe,
@@ -65,8 +67,8 @@ TRUE_VALUES = frozenset(("1", "t", "true", "y", "yes"))  # splunklib's validator
 FALSE_VALUES = frozenset(("0", "f", "false", "n", "no"))
 LOGGER_NAME = "DefenderLineageCommand"
 SHARED_FIELDS = ("tenant_id", "incident_id")  # values many events of a chunk share
-_EMPTY_INCIDENT_CELLS = ("",) * (2 * len(INCIDENT_OUTPUT_FIELDS))
-_ADDED_INDEX = {name: i for i, name in enumerate(ADDED_FIELDS)}
+_EMPTY_INCIDENT_TAIL = "," * (2 * len(INCIDENT_OUTPUT_FIELDS))  # the last __mv_ cell, then 14 empty
+_NEEDS_CARE = re.compile('[",\r\n\x00]')  # a lineage value that needs quoting (rare)
 
 
 def parse_options(args: Sequence[str]) -> Tuple[Dict[str, Any], List[str]]:
@@ -99,10 +101,12 @@ def _add_warning(current: str, note: str) -> str:
 class ChunkLayout:
     """Where one chunk's input cells are, and where the command's cells go in its rows.
 
-    Input columns pass through as sent (plain and ``__mv_`` cells untouched); the command's fields
-    are appended to each row, each with its ``__mv_`` column, in ``ADDED_FIELDS`` order. A field the
-    input already has (the command run twice in a search) is overwritten in place, as splunklib's
-    ``add_field`` does. Rows are extended in place: no second copy of a chunk is ever held.
+    Input columns pass through as sent: a record's CSV text is written back as it came (plain and
+    ``__mv_`` cells untouched, nothing re-encoded) and the command's fields are appended, each with
+    its ``__mv_`` column, in ``ADDED_FIELDS`` order (:meth:`line`). A field the input already has
+    (the command run twice in a search), or a record whose cells do not line up with the header,
+    goes the slow way instead: its cells are overwritten in place, as splunklib's ``add_field``
+    does, and the row re-encoded (:meth:`row`).
     """
 
     def __init__(self, header: List[str]) -> None:
@@ -128,8 +132,42 @@ class ChunkLayout:
                     self.header.append(column)
             self.cells.append((index[name], index[MV_PREFIX + name]))
         self.warning_cell = index[WARNING_FIELD]
-        self._lineage_cells = [plain for plain, _ in self.cells[: len(OUTPUT_FIELDS)]]
         self._shared: Dict[Any, Any] = {}
+
+    def header_line(self, header_text: str) -> Optional[str]:
+        """The reply's header as CSV text when the input's can be passed through, else None."""
+        if not self.append:
+            return None
+        return header_text + "," + ",".join(csv_cell(c) for c in self.header[self.width :])
+
+    def share(self, fields: Dict[str, Any]) -> None:
+        """One string object per distinct tenant and incident id in a chunk: memory, on big chunks."""
+        shared = self._shared
+        for name in SHARED_FIELDS:
+            fields[name] = shared.setdefault(fields[name], fields[name])
+
+    def line(self, text: str, fields: Dict[str, Any], extra: Optional[Dict[str, Any]]) -> str:
+        """A record's reply line: its text as sent, then the command's cells."""
+        values = [fields[name] for name in OUTPUT_FIELDS]
+        if any(type(v) is not str for v in values) or _NEEDS_CARE.search("".join(values)) is not None:
+            values = [csv_cell(encode_cells(v)[0]) for v in values]
+        head = text + "," + ",,".join(values) + ","
+        if extra is None:
+            return head + _EMPTY_INCIDENT_TAIL
+        cells: List[str] = []
+        for name in INCIDENT_OUTPUT_FIELDS:
+            plain, mv = encode_cells(extra[name])
+            cells.append(csv_cell(plain))
+            cells.append(csv_cell(mv))
+        return head + "," + ",".join(cells)
+
+    def row(self, cells: List[str], fields: Dict[str, Any], extra: Optional[Dict[str, Any]]) -> List[str]:
+        """A record's reply row as cells (the slow way)."""
+        row = cells + [""] * (len(self.header) - len(cells))
+        for (plain, mv), name in zip(self.cells, ADDED_FIELDS):
+            value = fields[name] if name in fields else (extra or {}).get(name, "")
+            row[plain], row[mv] = encode_cells(value)
+        return row
 
     def record(self, row: List[str]) -> Dict[str, Any]:
         """The row as splunklib gives records: field -> str, or list of str for a multivalue."""
@@ -140,34 +178,6 @@ class ChunkLayout:
             if cell:
                 record[name] = decode_mv(cell)
         return record
-
-    def add_lineage(self, row: List[str], fields: Dict[str, Any]) -> None:
-        """Append (or overwrite) the lineage fields; the incident_* cells stay empty for now."""
-        if self.append:
-            shared = self._shared
-            for name in SHARED_FIELDS:  # one string object per distinct value: memory, on big chunks
-                fields[name] = shared.setdefault(fields[name], fields[name])
-            for name in OUTPUT_FIELDS:
-                value = fields[name]
-                if type(value) is str:
-                    row.append(value)
-                    row.append("")
-                else:
-                    row.extend(encode_cells(value))
-            row.extend(_EMPTY_INCIDENT_CELLS)
-            return
-        row.extend([""] * (len(self.header) - len(row)))
-        for (plain, mv), name in zip(self.cells, ADDED_FIELDS):
-            row[plain], row[mv] = encode_cells(fields.get(name, ""))
-
-    def lineage(self, row: List[str]) -> Dict[str, Any]:
-        """The lineage fields back from a row ``add_lineage`` filled (for the incident store)."""
-        return dict(zip(OUTPUT_FIELDS, [row[i] for i in self._lineage_cells]))
-
-    def set_fields(self, row: List[str], fields: Dict[str, Any]) -> None:
-        for name, value in fields.items():
-            plain, mv = self.cells[_ADDED_INDEX[name]]
-            row[plain], row[mv] = encode_cells(value)
 
 
 class DefenderLineage:
@@ -239,61 +249,76 @@ class DefenderLineage:
     def process(self, chunk: Chunk) -> RecordsWriter:
         """The reply body for one chunk: every record, in order, with the command's fields added.
 
-        Each row is placed and extended in place (so a chunk is held once, as cells); the chunk's
-        store lookups are batched before any output (one KV store request per chunk)."""
+        Records are placed as they are read. Without the incident store each is written at once;
+        with it, the chunk's store lookups are batched first (one KV store request per chunk), and
+        each record waits as its text and placed fields only.
+        """
         body = RecordsWriter()
-        rows = chunk.rows
         cache = self._incident_cache()
         asking = cache is not None and cache.available
         incident_keys: Set[str] = set()
         alert_keys: Set[str] = set()
-        layout = ChunkLayout(chunk.header) if rows else None
-        if layout is not None:
-            replaced = chunk.replaced
-            for row in rows:
-                fields = place(layout.record(row))
-                if replaced and any(REPLACEMENT in cell for cell in row):
+        waiting: List[Any] = []
+        if chunk.header:
+            layout = ChunkLayout(chunk.header)
+            header_line = layout.header_line(chunk.header_text)
+            if header_line is None or not body.write_line(header_line):
+                body.write_row(layout.header)
+            for cells, text in chunk.records():
+                fields = place(layout.record(cells))
+                if chunk.replaced and REPLACEMENT in (text if text is not None else "".join(cells)):
                     fields[WARNING_FIELD] = _add_warning(fields[WARNING_FIELD], REPLACED_WARNING)
+                layout.share(fields)
+                kept = text if text is not None and header_line is not None else cells
                 if asking:
                     ikey, akey = request_keys(fields)
                     if ikey:
                         incident_keys.add(ikey)
                     elif akey:
                         alert_keys.add(akey)
-                layout.add_lineage(row, fields)
+                    waiting.append((kept, fields))
+                else:
+                    self._write(body, layout, kept, fields, None)
         if cache is not None and asking:
             self._prefetch(cache, incident_keys, alert_keys)
         if cache is not None:  # in every reply, empty chunks too, as when splunklib called stream()
             self.session.write_metric("incident_store", list(self._fetch_stats))
-        if layout is None:
-            return body
         live = cache if cache is not None and cache.available else None
-        body.write_row(layout.header)
-        for index, row in enumerate(rows):
-            rows[index] = _DONE  # written rows leave memory as the reply grows
-            if live is not None:
-                self._enrich(layout, row, live)
-            if not body.write_row(row):
-                row = make_safe(row)
-                row[layout.warning_cell] = _add_warning(row[layout.warning_cell], UNENCODABLE_WARNING)
-                body.write_row(row)
+        for index, (kept, fields) in enumerate(waiting):
+            waiting[index] = None  # written records leave memory as the reply grows
+            self._write(body, layout, kept, fields, self._enrich(fields, live))
         return body
 
     @staticmethod
-    def _enrich(layout: ChunkLayout, row: List[str], cache: IncidentCache) -> None:
-        fields = layout.lineage(row)
-        before = dict(fields)
+    def _write(
+        body: RecordsWriter, layout: ChunkLayout, kept: Any, fields: Dict[str, Any], extra: Optional[Dict[str, Any]]
+    ) -> None:
+        """One record's reply row; a value UTF-8 cannot encode is replaced, and the record says so."""
+        if type(kept) is str:
+            if body.write_line(layout.line(kept, fields, extra)):
+                return
+            kept = make_safe([kept])[0]
+        elif body.write_row(layout.row(kept, fields, extra)):
+            return
+        fields = dict(zip(fields, make_safe(list(fields.values()))))
+        fields[WARNING_FIELD] = _add_warning(fields[WARNING_FIELD], UNENCODABLE_WARNING)
+        if extra is not None:
+            extra = {name: make_safe(v) if isinstance(v, list) else make_safe([v])[0] for name, v in extra.items()}
+        if type(kept) is str:
+            body.write_line(layout.line(kept, fields, extra))
+        else:
+            body.write_row(make_safe(layout.row(kept, fields, extra)))
+
+    @staticmethod
+    def _enrich(fields: Dict[str, Any], cache: Optional[IncidentCache]) -> Optional[Dict[str, Any]]:
+        if cache is None:
+            return None
         try:
-            extra = enrich(fields, cache)
+            return enrich(fields, cache)
         except Exception as error:  # a bug must not stop the search; say so on the event
             note = f"incident enrichment failed: {type(error).__name__}"
             fields[WARNING_FIELD] = _add_warning(fields[WARNING_FIELD], note)
-            extra = {}
-        changed = {name: value for name, value in fields.items() if before.get(name) != value}
-        layout.set_fields(row, {**changed, **extra})
-
-
-_DONE: List[str] = []
+            return None
 
 
 def _logger() -> logging.Logger:

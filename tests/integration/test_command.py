@@ -287,3 +287,22 @@ def test_any_record_comes_back(addon: Path, python: str, records: list[dict[str,
             assert back.get(name, "") == expected, name
         if changed:
             assert UNREADABLE in back["lineage_warning"]
+
+
+def test_rows_that_do_not_line_up_with_the_header(addon: Path, python: str) -> None:
+    # A short row is padded, a long one cut (as splunklib's reader zips them): both come back.
+    body = b"_raw,keep\n{},before\n{}\n{},hostile,extra\n{},after\n"
+    result = _run(addon, python, [], bodies=[body])
+    assert [r["keep"] for r in result.records] == ["before", "", "hostile", "after"]
+    for record in result.records:
+        _assert_contract(record)
+
+
+def test_the_command_twice_overwrites_its_fields(addon: Path, python: str) -> None:
+    first = _run(addon, python, [_alert_record(_sample("alert_v2.json"))]).records
+    first[0]["lineage_path"] = "stale"
+    first[0]["incident_service_sources"] = ["stale", "values"]
+    again = _run(addon, python, first, args=["incidents=false"]).records
+    assert again[0]["lineage_path"].startswith("incident:31337 > ")
+    assert again[0]["incident_service_sources"] == ""
+    assert again[0]["mitreTechniques{}"] == ["T1059.001", "T1105", "T1027"]
