@@ -262,9 +262,10 @@ class DefenderLineage:
         if chunk.header:
             layout = ChunkLayout(chunk.header)
             header_line = layout.header_line(chunk.header_text)
-            if header_line is None or not body.write_line(header_line):
-                body.write_row(layout.header)
             for cells, text in chunk.records():
+                if not body.rows:  # the header, before the first record (none without records)
+                    if header_line is None or not body.write_line(header_line):
+                        body.write_row(layout.header)
                 fields = place(layout.record(cells))
                 if chunk.replaced and REPLACEMENT in (text if text is not None else "".join(cells)):
                     fields[WARNING_FIELD] = _add_warning(fields[WARNING_FIELD], REPLACED_WARNING)
