@@ -499,7 +499,7 @@ def report(
     if w.chunk_size >= 50_000:
         goals.append(("(c) peak RSS at most 2× the chunk on the wire (issue 18)", rss["c"] <= 2 * w.wire))
     out += ["", "Goals (issues 4 and 18):", ""]
-    out += [f"- {'met' if met else '**missed**'}: {text}" for text, met in goals]
+    out += [f"- {'met' if met else '**missed**'}: {w.name} workload, {text}" for text, met in goals]
     spread = ", ".join(f"({v.key}) {min(v.stream_seconds):.2f}-{max(v.stream_seconds):.2f}" for v in variants)
     out += ["", f"Streaming time per run (min-max, s): {spread}."]
     if profiles:
