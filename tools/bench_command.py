@@ -1,8 +1,16 @@
 """Throughput of defenderlineage, side by side with splunklib baselines, in one run (not a test).
 
-Four commands stream the same alert events, as splunkd sends them (JSON ``_raw`` plus the fields
-``KV_MODE = json`` and the add-on's props give, plus the usual Splunk fields), through the chunked
-protocol (tests/harness/scp_driver.py), with the same chunk size, under the same interpreter:
+Four commands stream the same alert events through the chunked protocol
+(tests/harness/scp_driver.py), with the same chunk size, under the same interpreter, for two
+workloads (issue 18):
+
+* heavy: JSON ``_raw`` (~6 KB) plus the fields ``KV_MODE = json`` and the add-on's props give, plus the
+  usual Splunk fields (~120 fields), in chunks of ``--chunk-size`` (1,000);
+* light: a ~1.5 KB JSON ``_raw`` and 11 Splunk fields (no search-time extraction: the command reads
+  ``_raw``), in ONE chunk of ``--light-records`` (50,000), splunkd's largest; the peak RSS of each
+  command's process is measured against the chunk's size on the wire.
+
+The commands:
 
   (a) a splunklib StreamingCommand that passes records through (no-op);
   (b) a splunklib StreamingCommand that adds the same 19 fields (12 lineage + 7 incident_*) with
@@ -16,7 +24,8 @@ protocol (tests/harness/scp_driver.py), with the same chunk size, under the same
 the best run of each is reported (background load only ever adds time). ``--profile`` adds a
 cProfile of (b) and (c), grouped by where the time goes.
 
-    .venv/bin/python tools/bench_command.py [--python PATH] [--records N] [--reps N] [--profile]
+    .venv/bin/python tools/bench_command.py [--python PATH] [--records N] [--light-records N] [--reps N]
+        [--workload heavy|light|both] [--profile]
 """
 
 from __future__ import annotations
@@ -155,6 +164,37 @@ def splunk_records(alerts: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     return records
 
 
+LIGHT_RAW_BYTES = 1536
+LIGHT_KEYS = ("id", "incidentId", "tenantId", "serviceSource", "detectionSource", "severity", "status", "title")
+
+
+def light_records(alerts: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """The light workload: a ~1.5 KB ``_raw`` and 11 Splunk fields, nothing extracted at search time."""
+    records = []
+    for n, item in enumerate(alerts):
+        small = {k: item[k] for k in LIGHT_KEYS if k in item}
+        small["description"] = ""
+        room = LIGHT_RAW_BYTES - len(json.dumps(small, separators=(",", ":")))
+        small["description"] = (str(item.get("description", "")) + " Isolate the device." * 80)[: max(0, room)]
+        raw = json.dumps(small, separators=(",", ":"))
+        records.append(
+            {
+                "_raw": raw,
+                "_time": str(1789374097 + n),
+                "_cd": f"12:{n}",
+                "_bkt": "defender~12~4A1F0C2E",
+                "_serial": str(n),
+                "host": "sh1.contoso.com",
+                "index": "defender",
+                "source": f"ms_graph://{TENANT}/security/alerts_v2",
+                "sourcetype": "ms:defender:graph:alert",
+                "splunk_server": "idx1.contoso.com",
+                "linecount": "1",
+            }
+        )
+    return records
+
+
 def store_docs(alerts: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     docs: List[Dict[str, Any]] = []
     for incident_id in sorted({a["incidentId"] for a in alerts}):
@@ -188,6 +228,7 @@ class Variant:
         self.total_seconds: List[float] = []
         self.kv_per_chunk: List[float] = []
         self.kv_seconds: List[float] = []  # time the command waited for the KV store (its metric)
+        self.peak_rss: List[int] = []  # bytes, the command process's peak resident set
 
 
 class Run:
@@ -198,6 +239,7 @@ class Run:
     def __init__(self, addon: Path, python: str, script: str, env: Optional[Dict[str, str]] = None) -> None:
         self.addon, self.python, self.script, self.env = addon, python, script, env or {}
         self.metrics: Dict[str, Any] = {}  # the latest value of each inspector metric the command sent
+        self.peak_rss = 0  # bytes (ru_maxrss of the process, from wait4)
 
     def __call__(
         self, bodies: List[bytes], args: List[str], splunkd_uri: str = "http://127.0.0.1:1", session_key: str = "x"
@@ -224,6 +266,7 @@ class Run:
                     meta = {"action": "execute", "finished": n == len(bodies) - 1}
                     last = self._exchange(proc, meta, body)
                 done = time.perf_counter()
+                self.peak_rss = peak_rss(proc.pid)  # while it waits for more: its whole life so far
                 proc.stdin.close()
                 proc.wait(30)
                 stderr.seek(0)
@@ -247,6 +290,19 @@ class Run:
         return reply
 
 
+def peak_rss(pid: int) -> int:
+    """The process's peak resident set in bytes (Linux ``VmHWM``; 0 where /proc has none). Not
+    ``wait4``'s ru_maxrss: that counts the forked bench process's pages from before ``exec``."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
 def run_once(variant: Variant, addon: Path, python: str, bodies: List[bytes]) -> None:
     kw: Dict[str, Any] = {}
     if variant.standin is not None:
@@ -265,6 +321,7 @@ def run_once(variant: Variant, addon: Path, python: str, bodies: List[bytes]) ->
             raise SystemExit("(d) did not enrich: is the stand-in seeded?")
     variant.stream_seconds.append(stream)
     variant.total_seconds.append(total)
+    variant.peak_rss.append(run.peak_rss)
 
 
 def profile(addon: Path, python: str, bodies: List[bytes], script: str, args: List[str]) -> str:
@@ -305,6 +362,8 @@ def main() -> int:
     parser.add_argument("--records", type=int, default=6000)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--chunk-size", type=int, default=1000)
+    parser.add_argument("--light-records", type=int, default=50_000, help="the light workload's one chunk")
+    parser.add_argument("--workload", choices=("heavy", "light", "both"), default="both")
     parser.add_argument("--profile", action="store_true", help="also profile (b) and (c)")
     opts = parser.parse_args()
     if not (opts.addon / "bin" / "defenderlineage.py").exists():
@@ -321,9 +380,26 @@ def main() -> int:
         return 2
 
     started = time.monotonic()
-    alerts = make_alerts(opts.records)
-    records = splunk_records(alerts)
-    bodies = [records_to_csv(records[i : i + opts.chunk_size]) for i in range(0, len(records), opts.chunk_size)]
+    sections = []
+    if opts.workload in ("heavy", "both"):
+        alerts = make_alerts(opts.records)
+        sections.append(bench_workload("heavy", opts, version, alerts, splunk_records(alerts), opts.chunk_size))
+    if opts.workload in ("light", "both"):
+        alerts = make_alerts(opts.light_records)
+        sections.append(bench_workload("light", opts, version, alerts, light_records(alerts), opts.light_records))
+    print("\n\n".join(sections) + f"\n\nThe bench took {time.monotonic() - started:.0f} s.")
+    return 0
+
+
+def bench_workload(
+    name: str,
+    opts: argparse.Namespace,
+    version: str,
+    alerts: List[Dict[str, Any]],
+    records: List[Dict[str, Any]],
+    chunk_size: int,
+) -> str:
+    bodies = [records_to_csv(records[i : i + chunk_size]) for i in range(0, len(records), chunk_size)]
     raw_kb = statistics.mean(len(r["_raw"]) for r in records) / 1024
     field_count = statistics.mean(len(r) for r in records)
     with tempfile.TemporaryDirectory(prefix="bench_command_") as work:
@@ -350,52 +426,59 @@ def main() -> int:
             if opts.profile:
                 profiles.append(profile(addon, opts.python, bodies, "bench_constant.py", []))
                 profiles.append(profile(addon, opts.python, bodies, "defenderlineage.py", ["incidents=false"]))
-    elapsed = time.monotonic() - started
-    print(report(opts, version, len(records), raw_kb, field_count, variants, startup, profiles, elapsed))
-    return 0
+    wire = max(len(b) for b in bodies)
+    workload = Workload(name, len(records), raw_kb, field_count, chunk_size, wire)
+    return report(opts, version, workload, variants, startup, profiles)
+
+
+class Workload:
+    def __init__(self, name: str, count: int, raw_kb: float, field_count: float, chunk_size: int, wire: int) -> None:
+        self.name, self.count, self.raw_kb, self.field_count = name, count, raw_kb, field_count
+        self.chunk_size, self.wire = chunk_size, wire
 
 
 def report(
-    opts: argparse.Namespace,
-    version: str,
-    count: int,
-    raw_kb: float,
-    field_count: float,
-    variants: List[Variant],
-    startup: Variant,
-    profiles: List[str],
-    elapsed: float,
+    opts: argparse.Namespace, version: str, w: Workload, variants: List[Variant], startup: Variant, profiles: List[str]
 ) -> str:
+    count, chunk_size = w.count, w.chunk_size
     best = {v.key: min(range(len(v.stream_seconds)), key=v.stream_seconds.__getitem__) for v in variants}
     rate = {v.key: count / v.stream_seconds[best[v.key]] for v in variants}
     whole = {v.key: count / min(v.total_seconds) for v in variants}
     d = variants[3]
     kv_seconds = d.kv_seconds[best["d"]]
     rate["d-kv"] = count / max(1e-9, d.stream_seconds[best["d"]] - kv_seconds)
-    requests = round(max(d.kv_per_chunk) * ((count + opts.chunk_size - 1) // opts.chunk_size))
-    out = [f"### defenderlineage throughput ({time.strftime('%Y-%m-%d')}, `tools/bench_command.py`)", ""]
+    requests = round(max(d.kv_per_chunk) * ((count + chunk_size - 1) // chunk_size))
+    title = f"### defenderlineage throughput, {w.name} workload ({time.strftime('%Y-%m-%d')}, `tools/bench_command.py`)"
+    out = [title, ""]
+    given = (
+        f"plus the {w.field_count:.0f} fields `KV_MODE = json`, the add-on's props and Splunk give them"
+        if w.name == "heavy"
+        else f"and {w.field_count:.0f} Splunk fields, nothing extracted at search time"
+    )
     out.append(
-        f"{count} alert events (`ms:defender:graph:alert`: JSON `_raw` of {raw_kb:.1f} KB on average plus the "
-        f"{field_count:.0f} fields `KV_MODE = json`, the add-on's props and Splunk give them) in chunks of "
-        f"{opts.chunk_size}, through the chunked protocol, Python {version} ({platform.machine()}), best of "
+        f"{count} alert events (`ms:defender:graph:alert`: JSON `_raw` of {w.raw_kb:.1f} KB on average {given}) "
+        f"in chunks of {chunk_size} ({w.wire / 2**20:.1f} MB on the wire each), through the chunked protocol, "
+        f"Python {version} ({platform.machine()}), best of "
         f"{opts.reps} interleaved runs. records/s counts from the first chunk sent to the last reply read; the "
         f"last column is the whole search (process start and getinfo included; an empty search takes "
         f"{min(startup.total_seconds):.2f} s). (d) reads the splunkd stand-in's KV store on loopback, and every "
-        f"chunk names {opts.chunk_size // ALERTS_PER_INCIDENT} incidents not fetched before (the worst case for "
+        f"chunk names {chunk_size // ALERTS_PER_INCIDENT} incidents not fetched before (the worst case for "
         f"the cache)."
     )
     out += [
         "",
         "| command | records/s | vs (a) no-op | vs (b) constant fields | KV requests per chunk "
-        "| whole search, records/s |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| whole search, records/s | peak RSS, MB (÷ chunk on the wire) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
+    rss = {v.key: max(v.peak_rss) for v in variants}
     rows = [(v.key, v.label, f"{max(v.kv_per_chunk):.2f}" if v.kv_per_chunk else "-") for v in variants]
     rows.append(("d-kv", "(d) less the time it waited for the KV store", f"{max(d.kv_per_chunk):.2f}"))
     for key, label, kv in rows:
         total = f"{whole[key]:,.0f}" if key in whole else "-"
         ratios = f"{rate[key] / rate['a']:.2f} | {rate[key] / rate['b']:.2f}"
-        out.append(f"| {label} | {rate[key]:,.0f} | {ratios} | {kv} | {total} |")
+        peak = f"{rss[key] / 2**20:,.0f} ({rss[key] / w.wire:.1f}×)" if key in rss else "-"
+        out.append(f"| {label} | {rate[key]:,.0f} | {ratios} | {kv} | {total} | {peak} |")
     out += [
         "",
         f"In (d) the command waited {kv_seconds:.2f} s per run for its {requests} KV store requests "
@@ -410,11 +493,15 @@ def report(
         ("(d) within 10% of the constant-fields command: (d)/(b) >= 0.90", rate["d"] / rate["b"] >= 0.90),
         ("the same, the wait for the KV store excluded", rate["d-kv"] / rate["b"] >= 0.90),
         ("(d) at most one KV store request per chunk", max(d.kv_per_chunk) <= 1.0),
+        ("(c) at or above the splunklib no-op: (c)/(a) >= 1.0 (issue 18)", rate["c"] / rate["a"] >= 1.0),
+        ("(d) within 10% of (c): (d)/(c) >= 0.90 (issue 18)", rate["d"] / rate["c"] >= 0.90),
     ]
-    out += ["", "Goals (issue 4):", ""]
-    out += [f"- {'met' if met else '**missed**'}: {text}" for text, met in goals]
+    if w.chunk_size >= 50_000:
+        goals.append(("(c) peak RSS at most 2× the chunk on the wire (issue 18)", rss["c"] <= 2 * w.wire))
+    out += ["", "Goals (issues 4 and 18):", ""]
+    out += [f"- {'met' if met else '**missed**'}: {w.name} workload, {text}" for text, met in goals]
     spread = ", ".join(f"({v.key}) {min(v.stream_seconds):.2f}-{max(v.stream_seconds):.2f}" for v in variants)
-    out += ["", f"Streaming time per run (min-max, s): {spread}. The bench took {elapsed:.0f} s."]
+    out += ["", f"Streaming time per run (min-max, s): {spread}."]
     if profiles:
         out += ["", "Where the time goes (cProfile, one run each, own time per function group):", "", "```"]
         out += profiles

@@ -27,6 +27,9 @@ from urllib.parse import quote
 
 from tests.harness.pycache import bytecode_env
 
+# A reply may carry any field size splunkd sent (csv's default limit is 128 KiB per field).
+csv.field_size_limit(2**31 - 1)
+
 Value = Union[str, List[str]]
 Record = Dict[str, Value]
 Chunk = Tuple[Dict[str, Any], bytes]
@@ -48,6 +51,7 @@ class CommandResult:
     returncode: Optional[int] = None
     chunks_sent: int = 0
     seconds: float = 0.0
+    replies: List[Dict[str, Any]] = field(default_factory=list)
 
 
 def encode_chunk(
@@ -102,8 +106,9 @@ def _cells(value: Optional[Value]) -> Tuple[str, str]:
     return str(value), ""
 
 
-def records_to_csv(records: Sequence[Record]) -> bytes:
-    """A CSV body as splunkd writes it: every field, then every ``__mv_<field>``; ``\\n`` line ends."""
+def records_to_csv(records: Sequence[Record], errors: str = "strict") -> bytes:
+    """A CSV body as splunkd writes it: every field, then every ``__mv_<field>``; ``\\n`` line ends.
+    ``errors="surrogatepass"`` writes lone surrogates as (invalid) UTF-8 bytes."""
     if not records:
         return b""
     fields: Dict[str, None] = {}
@@ -115,7 +120,7 @@ def records_to_csv(records: Sequence[Record]) -> bytes:
         cells = [_cells(record.get(name)) for name in fields]
         row = [c[0] for c in cells] + [c[1] for c in cells]
         lines.append(",".join(_quote(c) for c in row))
-    return ("\n".join(lines) + "\n").encode("utf-8")
+    return ("\n".join(lines) + "\n").encode("utf-8", errors)
 
 
 def decode_mv(encoded: str) -> List[str]:
@@ -183,9 +188,17 @@ def _batches(records: Sequence[Record], size: int) -> List[Sequence[Record]]:
 class _Exchange:
     """The lockstep conversation with one command process."""
 
-    def __init__(self, proc: subprocess.Popen, result: CommandResult) -> None:
+    def __init__(
+        self,
+        proc: subprocess.Popen,
+        result: CommandResult,
+        encoding_errors: str = "strict",
+        bodies: Optional[Sequence[bytes]] = None,
+    ) -> None:
         self.proc = proc
         self.result = result
+        self.encoding_errors = encoding_errors
+        self.bodies = bodies
 
     def request(self, metadata: Dict[str, Any], body: bytes = b"") -> Optional[Chunk]:
         assert self.proc.stdin is not None and self.proc.stdout is not None
@@ -194,17 +207,18 @@ class _Exchange:
             self.proc.stdin.flush()
         except BrokenPipeError:
             return self._reply_after_exit()
+        return self._reply()
+
+    def _reply(self) -> Optional[Chunk]:
+        assert self.proc.stdout is not None
         reply = read_chunk(self.proc.stdout)
         if reply is not None:
+            self.result.replies.append(reply[0])
             self.result.messages.extend(_inspector_messages(reply[0]))
         return reply
 
     def _reply_after_exit(self) -> Optional[Chunk]:
-        assert self.proc.stdout is not None
-        reply = read_chunk(self.proc.stdout)
-        if reply is not None:
-            self.result.messages.extend(_inspector_messages(reply[0]))
-        return reply
+        return self._reply()
 
     def run(self, getinfo: Dict[str, Any], records: Sequence[Record], chunk_size: int) -> None:
         reply = self.request(getinfo)
@@ -214,10 +228,13 @@ class _Exchange:
         self.result.getinfo = reply[0]
         if self._errors():
             return
-        batches = _batches(records, max(1, chunk_size))
-        for index, batch in enumerate(batches):
-            finished = index == len(batches) - 1
-            reply = self.request({"action": "execute", "finished": finished}, records_to_csv(batch))
+        if self.bodies is not None:
+            bodies = list(self.bodies) or [b""]
+        else:
+            bodies = [records_to_csv(b, self.encoding_errors) for b in _batches(records, max(1, chunk_size))]
+        for index, body in enumerate(bodies):
+            finished = index == len(bodies) - 1
+            reply = self.request({"action": "execute", "finished": finished}, body)
             self.result.chunks_sent += 1
             if reply is None:
                 self.result.error = f"no reply to execute chunk {index}"
@@ -243,8 +260,11 @@ def run_command(
     session_key: str = "x",
     timeout: float = 120,
     script: str = COMMAND_SCRIPT,
+    encoding_errors: str = "strict",
+    bodies: Optional[Sequence[bytes]] = None,
 ) -> CommandResult:
-    """Run ``<addon_dir>/bin/<script>`` under ``python`` and stream ``records`` through it."""
+    """Run ``<addon_dir>/bin/<script>`` under ``python`` and stream ``records`` through it (or send
+    ``bodies``, raw CSV bytes, one execute chunk each)."""
     bin_dir = Path(addon_dir).resolve() / "bin"
     result = CommandResult()
     started = time.monotonic()
@@ -262,7 +282,8 @@ def run_command(
                 stderr=stderr,
             )
             getinfo = getinfo_metadata(args or [], dispatch_dir, splunkd_uri, session_key, script.rsplit(".", 1)[0])
-            _converse(proc, result, getinfo, records, chunk_size, timeout)
+            exchange = _Exchange(proc, result, encoding_errors, bodies)
+            _converse(proc, result, exchange, getinfo, records, chunk_size, timeout)
             stderr.seek(0)
             result.stderr = stderr.read().decode("utf-8", "replace")
     result.seconds = time.monotonic() - started
@@ -272,6 +293,7 @@ def run_command(
 def _converse(
     proc: subprocess.Popen,
     result: CommandResult,
+    exchange: _Exchange,
     getinfo: Dict[str, Any],
     records: Sequence[Record],
     chunk_size: int,
@@ -281,7 +303,7 @@ def _converse(
 
     def target() -> None:
         try:
-            _Exchange(proc, result).run(getinfo, records, chunk_size)
+            exchange.run(getinfo, records, chunk_size)
         except (OSError, ValueError, EOFError) as error:
             failure.append(error)
 

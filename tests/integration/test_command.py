@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from defender_lineage_core.incident_store import INCIDENT_OUTPUT_FIELDS
 from defender_lineage_core.lineage import OUTPUT_FIELDS
@@ -147,3 +149,160 @@ def test_multi_chunk_stream(addon: Path, python: str) -> None:
 def test_empty_stream(addon: Path, python: str) -> None:
     result = _run(addon, python, [])
     assert result.chunks_sent == 1 and result.records == []
+
+
+# --- hostile records (issue 12, item 1): every record comes back, the search never fails ------------
+
+UNENCODABLE = "unencodable characters (lone surrogates) replaced with U+FFFD"
+UNREADABLE = "unreadable bytes (invalid UTF-8 or NUL) replaced with U+FFFD"
+
+
+def _neighbours(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """``record`` between two plain ones, each marked, so order and survival are checked too."""
+    return [{"_raw": "{}", "keep": "before"}, {**record, "keep": "hostile"}, {"_raw": "{}", "keep": "after"}]
+
+
+def _hostile(result: CommandResult) -> dict[str, Any]:
+    assert [r["keep"] for r in result.records] == ["before", "hostile", "after"]
+    for record in result.records:
+        _assert_contract(record)
+    return result.records[1]
+
+
+def test_lone_surrogate_escape_landing_in_an_output_field(addon: Path, python: str) -> None:
+    # Before: splunklib's writer raised UnicodeEncodeError, no reply, the search failed.
+    raw = json.loads(_sample("alert_v2.json"))
+    raw["id"] = "da0\udc0001"
+    text = json.dumps(raw)  # ASCII: the surrogate travels as the JSON escape \udc00
+    result = _run(addon, python, _neighbours({"_raw": text, "sourcetype": "ms:defender:graph:alert"}))
+    record = _hostile(result)
+    assert record["alert_id"] == "da0\ufffd01"
+    assert record["lineage_path"].endswith("> alert:da0\ufffd01")
+    assert record["lineage_warning"] == UNENCODABLE
+    assert record["_raw"] == text
+
+
+def test_nul_byte_in_a_field(addon: Path, python: str) -> None:
+    # Before: splunklib's CSV reader on Python 3.9 refused the chunk ("line contains NUL").
+    alert = _sample("alert_v2.json")
+    result = _run(addon, python, _neighbours({**_alert_record(alert), "note": "a\x00b"}))
+    record = _hostile(result)
+    assert record["note"] == "a\ufffdb"
+    assert record["lineage_layer"] == "detection" and record["incident_id"] == "31337"
+    assert record["lineage_warning"] == UNREADABLE
+    assert result.records[0]["lineage_warning"].count("U+FFFD") == 0
+
+
+def test_field_above_ten_megabytes(addon: Path, python: str) -> None:
+    # Before: splunklib's CSV reader refused a field above 10 MB (csv.field_size_limit) on both interpreters.
+    raw = json.loads(_sample("alert_v2.json"))
+    raw["description"] = "x" * (11 * 1024 * 1024)
+    text = json.dumps(raw)
+    result = _run(addon, python, _neighbours({"_raw": text, "sourcetype": "ms:defender:graph:alert"}))
+    record = _hostile(result)
+    assert len(record["_raw"]) == len(text) and record["_raw"] == text
+    assert record["incident_id"] == "31337" and record["lineage_warning"] == ""
+
+
+def test_invalid_utf8_on_the_wire(addon: Path, python: str) -> None:
+    # Before: replaced silently; now the record says so.
+    body = b'_raw,keep\n{},before\n"{""id"": ""a\xff\xfeb""}",hostile\n{},after\n'
+    result = _run(addon, python, [], bodies=[body])
+    record = _hostile(result)
+    assert record["_raw"] == '{"id": "a\ufffd\ufffdb"}'
+    assert UNREADABLE in record["lineage_warning"]
+    assert "U+FFFD" not in result.records[2]["lineage_warning"]
+
+
+def test_lone_surrogate_bytes_on_the_wire(addon: Path, python: str) -> None:
+    # A producer that writes a lone surrogate as UTF-8 bytes (ED B0 80): invalid UTF-8, replaced.
+    result = _run(addon, python, _neighbours({"_raw": "{}", "note": "x\udc00y"}), encoding_errors="surrogatepass")
+    record = _hostile(result)
+    assert record["note"] == "x\ufffd\ufffd\ufffdy"
+    assert UNREADABLE in record["lineage_warning"]
+
+
+@pytest.mark.parametrize("raw", ["[" * 100_000, '{"id": "a", "x": ' + "[" * 100_000 + "]" * 100_000 + "}"])
+def test_deeply_nested_raw(addon: Path, python: str, raw: str) -> None:
+    result = _run(addon, python, _neighbours({"_raw": raw, "sourcetype": "ms:defender:graph:alert"}))
+    record = _hostile(result)
+    assert "unparseable _raw: nested too deeply" in record["lineage_warning"]
+
+
+@pytest.mark.parametrize("value", ["1e3", "NaN", "1e400", "[1,2]", "true"])
+def test_non_id_incident_id_is_not_invented(addon: Path, python: str, value: str) -> None:
+    # Before: 1000.0, nan, inf, 1 and "" with no warning.
+    raw = _sample("alert_v2.json").replace('"incidentId": "31337"', f'"incidentId": {value}')
+    assert raw != _sample("alert_v2.json")
+    result = _run(addon, python, _neighbours({"_raw": raw, "sourcetype": "ms:defender:graph:alert"}))
+    record = _hostile(result)
+    assert record["incident_id"] == ""
+    assert record["lineage_path"].startswith("? > microsoftDefenderForEndpoint")
+    assert "incidentId is not a string or integer id" in record["lineage_warning"]
+
+
+def _on_the_wire(value: Any) -> Any:
+    """What a value becomes once sent as (possibly invalid) UTF-8 and read back tolerantly."""
+    if isinstance(value, list):
+        return [_on_the_wire(v) for v in value]
+    return value.encode("utf-8", "surrogatepass").replace(b"\x00", b"\xff").decode("utf-8", "replace")
+
+
+# Every code point, lone surrogates and NUL included.
+_ANY_TEXT = st.text(st.characters(blacklist_categories=()), max_size=20)
+_ANY_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | _ANY_TEXT,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_ANY_TEXT, inner, max_size=3),
+    max_leaves=10,
+)
+_HOSTILE_RECORD = st.fixed_dictionaries(
+    {
+        "_raw": st.one_of(_ANY_JSON.map(json.dumps), _ANY_TEXT),
+        "sourcetype": st.sampled_from(["ms:defender:graph:alert", "ms:defender:graph:incident", "other"]),
+    },
+    optional={
+        "id": _ANY_TEXT,
+        "incidentId": _ANY_TEXT,
+        "note": _ANY_TEXT,
+        "tags": st.lists(_ANY_TEXT, min_size=2, max_size=4),  # multivalue
+    },
+)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(records=st.lists(_HOSTILE_RECORD, max_size=8), chunk_size=st.integers(1, 5))
+def test_any_record_comes_back(addon: Path, python: str, records: list[dict[str, Any]], chunk_size: int) -> None:
+    """Issue 12: arbitrary text (lone surrogates, NUL), arbitrary JSON in _raw, multivalue fields:
+    the search completes and every record comes back, in order, with its fields."""
+    for serial, record in enumerate(records):
+        record["serial"] = str(serial)
+    result = _run(addon, python, records, chunk_size=chunk_size, encoding_errors="surrogatepass")
+    assert [r["serial"] for r in result.records] == [r["serial"] for r in records]
+    for sent, back in zip(records, result.records):
+        _assert_contract(back)
+        changed = False
+        for name, value in sent.items():
+            expected = _on_the_wire(value)
+            changed = changed or expected != value
+            assert back.get(name, "") == expected, name
+        if changed:
+            assert UNREADABLE in back["lineage_warning"]
+
+
+def test_rows_that_do_not_line_up_with_the_header(addon: Path, python: str) -> None:
+    # A short row is padded, a long one cut (as splunklib's reader zips them): both come back.
+    body = b"_raw,keep\n{},before\n{}\n{},hostile,extra\n{},after\n"
+    result = _run(addon, python, [], bodies=[body])
+    assert [r["keep"] for r in result.records] == ["before", "", "hostile", "after"]
+    for record in result.records:
+        _assert_contract(record)
+
+
+def test_the_command_twice_overwrites_its_fields(addon: Path, python: str) -> None:
+    first = _run(addon, python, [_alert_record(_sample("alert_v2.json"))]).records
+    first[0]["lineage_path"] = "stale"
+    first[0]["incident_service_sources"] = ["stale", "values"]
+    again = _run(addon, python, first, args=["incidents=false"]).records
+    assert again[0]["lineage_path"].startswith("incident:31337 > ")
+    assert again[0]["incident_service_sources"] == ""
+    assert again[0]["mitreTechniques{}"] == ["T1059.001", "T1105", "T1027"]

@@ -451,3 +451,44 @@ def test_random_vocabularies_on_the_sample_alert(service: str | None, detection:
     assert result["detection_source"] == resolved.value
     if resolved.via == "unknown":
         assert "unknown detectionSource" in result["lineage_warning"]
+
+
+# --- ids that are not strings or integers (issue 12) ------------------------------------------------
+
+_ALERT_RAW = (
+    '{"id": "da1", "incidentId": %s, "serviceSource": "microsoftDefenderForEndpoint",'
+    ' "detectionSource": "antivirus", "tenantId": "t1"}'
+)
+
+
+@pytest.mark.parametrize(
+    ("json_value", "shown"),
+    [("1e3", "1e3"), ("NaN", "NaN"), ("1e400", "1e400"), ("[1, 2]", "a list"), ("true", "true"), ("{}", "an object")],
+)
+def test_an_id_that_is_not_a_string_or_integer_is_not_invented(json_value: str, shown: str) -> None:
+    # Before: 1000.0, nan, inf, 1 and "" with no warning.
+    result = place({"_raw": _ALERT_RAW % json_value, "sourcetype": "ms:defender:graph:alert"})
+    assert result["incident_id"] == ""
+    assert result["lineage_path"].startswith("? > microsoftDefenderForEndpoint > antivirus > alert:da1")
+    assert result["lineage_warning"] == f"incidentId is not a string or integer id ({shown}): left empty"
+
+
+@pytest.mark.parametrize("json_value", ["31337", '"31337"', "12345678901234567890123", "1" * 5000])
+def test_an_integer_id_is_keyed_by_its_json_text(json_value: str) -> None:
+    # The incident store keys an integer id by its JSON text; 5000 digits exceed Python 3.11+'s int() limit.
+    result = place({"_raw": _ALERT_RAW % json_value, "sourcetype": "ms:defender:graph:alert"})
+    assert result["incident_id"] == json_value.strip('"')
+    assert result["lineage_warning"] == ""
+
+
+def test_a_non_id_number_elsewhere_keeps_its_json_text() -> None:
+    raw = '{"id": 7, "incidentId": 8, "serviceSource": 1e3, "detectionSource": "antivirus", "tenantId": "t1"}'
+    result = place({"_raw": raw, "sourcetype": "ms:defender:graph:alert"})
+    assert (result["alert_id"], result["incident_id"]) == ("7", "8")
+    assert "unknown serviceSource '1e3'" in result["lineage_warning"]
+
+
+def test_a_listed_incident_ids_field_takes_its_first_id() -> None:
+    raw = '{"id": "a1", "incidentIds": ["7", "8"], "vendorInformation": {"provider": "Microsoft Defender ATP"}}'
+    result = place({"_raw": raw, "sourcetype": "GraphSecurityAlert"})
+    assert result["incident_id"] == "7"

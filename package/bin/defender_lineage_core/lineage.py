@@ -50,6 +50,28 @@ SOURCE_SCHEME = "ms_graph://"
 UNKNOWN_LEVEL = "?"
 MAX_WARNING_VALUE = 80
 TENANT_KEYS: Tuple[str, ...] = ("tenantId", "aadTenantId", "azureTenantId", "TenantId")
+# Id keys whose documented value is a list of ids (legacy Graph alert ``incidentIds``: String
+# collection): their first id is taken. Any other id given as a list is not an id.
+LIST_ID_KEYS = frozenset(("incidentIds",))
+
+
+class _JsonInt(str):
+    """A JSON integer from ``_raw``, kept as its JSON text: ids are keyed by that text (``31337``),
+    as the inputs and the incident store key them, and no digit limit applies (Python 3.11+ refuses
+    int() of more than 4300 digits)."""
+
+
+class _JsonNumber(str):
+    """A JSON number that is not an integer (``1e3``, ``1e400``, ``NaN``), kept as its JSON text: a
+    value, but never an id (``float`` would invent ``1000.0``, ``inf`` or ``nan``)."""
+
+
+# One decoder for every event: json.loads with hooks would build a new decoder per call.
+_DECODER = json.JSONDecoder(parse_int=_JsonInt, parse_float=_JsonNumber, parse_constant=_JsonNumber)
+
+
+def _loads(raw: Any) -> Any:
+    return _DECODER.decode(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
 
 
 class IncidentLookup(Protocol):
@@ -181,7 +203,7 @@ class _Event:
         if not isinstance(raw, (str, bytes)):
             raw = str(raw)
         try:
-            value = json.loads(raw)
+            value = _loads(raw)
         except ValueError as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
             self.warnings.append(f"unparseable _raw: {_short(str(error))}")
             return None
@@ -213,6 +235,30 @@ class _Event:
                 return value
         return ""
 
+    def id_of(self, keys: Sequence[str]) -> str:
+        """The first id among ``keys``: a field Splunk extracted, else a JSON string or integer in
+        ``_raw`` (integers as their JSON text). Anything else there (a fraction, ``NaN``, a boolean,
+        a list, an object) is not an id: left empty, and a warning names it."""
+        for key in keys:
+            value = _clean(first_value(self.record.get(key)))
+            if value:
+                return value
+            data = self.json
+            if data is None:
+                continue
+            value = self._raw_id(key, _dig(data, key))
+            if value:
+                return value
+        return ""
+
+    def _raw_id(self, key: str, value: Any) -> str:
+        if isinstance(value, list) and key in LIST_ID_KEYS:
+            value = first_value(value)
+        if value is None or (isinstance(value, str) and not isinstance(value, _JsonNumber)):
+            return _clean(value)
+        self.warnings.append(f"{key} is not a string or integer id ({_json_kind(value)}): left empty")
+        return ""
+
 
 def first_value(value: Any) -> Any:
     """The first non-empty item of a multivalue field, or the value itself."""
@@ -222,6 +268,16 @@ def first_value(value: Any) -> Any:
                 return item
         return None
     return value
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return _short(str(value))
 
 
 def _clean(value: Any) -> str:
@@ -294,7 +350,7 @@ def _recognise_by_keys(event: _Event) -> Optional[Shape]:
 
 
 def _tenant(event: _Event) -> str:
-    tenant = event.first_of(TENANT_KEYS)
+    tenant = event.id_of(TENANT_KEYS)
     if tenant:
         return tenant
     source_tenant, _ = _source_parts(_clean(first_value(event.record.get("source"))))
@@ -364,8 +420,8 @@ def _place_alert(event: _Event, shape: Shape, result: Dict[str, str], incidents:
         event.first_of(shape.service), event.first_of(shape.detection), event.warnings
     )
     _fill_sources(result, service, detection)
-    result["alert_id"] = event.first_of(shape.alert_id)
-    incident = event.first_of(shape.incident_id)
+    result["alert_id"] = event.id_of(shape.alert_id)
+    incident = event.id_of(shape.incident_id)
     survivor = _survivor(incidents, result["tenant_id"], incident, event.warnings)
     if survivor:
         result["incident_id_original"] = incident
@@ -414,8 +470,8 @@ def _is_redirected(event: _Event) -> bool:
 
 
 def _place_incident(event: _Event, shape: Shape, result: Dict[str, str], incidents: Optional[IncidentLookup]) -> None:
-    own = event.first_of(shape.incident_id)
-    target = event.first_of(shape.redirect) if _is_redirected(event) else ""
+    own = event.id_of(shape.incident_id)
+    target = event.id_of(shape.redirect) if _is_redirected(event) else ""
     if not target:
         target = _survivor(incidents, result["tenant_id"], own, event.warnings)
     if target and target != own:
@@ -457,7 +513,8 @@ def place(record: Mapping[str, Any], incidents: Optional[IncidentLookup] = None)
     followed to the incident they were merged into.
     """
     result = _empty_result()
-    event = _Event(record if isinstance(record, Mapping) else {})
+    # dict first: isinstance against typing.Mapping costs more than a whole field lookup.
+    event = _Event(record if type(record) is dict or isinstance(record, Mapping) else {})
     try:
         _place(event, result, incidents)
     except Exception as error:  # a bug must not stop the search; say so on the event

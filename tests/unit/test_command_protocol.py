@@ -1,0 +1,81 @@
+"""defenderlineage's conversation with splunkd, in process (the built command's runs are in
+tests/integration/test_command.py): option errors, protocol errors, empty chunks."""
+
+from __future__ import annotations
+
+import io
+import sys
+import types
+
+import pytest
+
+from tests.harness.scp_driver import csv_to_records, encode_chunk, getinfo_metadata, read_chunk, records_to_csv
+
+# The generated import_declare_test only puts lib/ on sys.path; the venv already has splunklib.
+sys.modules.setdefault("import_declare_test", types.ModuleType("import_declare_test"))
+import defenderlineage  # noqa: E402
+
+
+def _converse(*chunks: bytes) -> tuple[int, list[tuple[dict, bytes]]]:
+    out = io.BytesIO()
+    status = defenderlineage.run(io.BytesIO(b"".join(chunks)), out)
+    stream, replies = io.BytesIO(out.getvalue()), []
+    while (reply := read_chunk(stream)) is not None:
+        replies.append(reply)
+    return status, replies
+
+
+def _getinfo(*args: str) -> bytes:
+    return encode_chunk(getinfo_metadata(list(args), "dispatch", "http://127.0.0.1:1", "x", "defenderlineage"))
+
+
+def test_options_parse_as_splunklib_words_them() -> None:
+    assert defenderlineage.parse_options(["incidents=No", "field"]) == ({"incidents": False}, [])
+    assert defenderlineage.parse_options(["incidents=maybe", "x=1"])[1] == [
+        "Illegal value: incidents=maybe",
+        "Unrecognized option: x=1",
+    ]
+
+
+def test_a_bad_option_ends_the_search_at_getinfo() -> None:
+    status, replies = _converse(_getinfo("incidents=maybe"), encode_chunk({"action": "execute"}, b"a\n1\n"))
+    assert status == 1
+    assert replies == [
+        ({"type": "stateful", "inspector": {"messages": [["ERROR", "Illegal value: incidents=maybe"]]}}, b"")
+    ]
+
+
+def test_an_unexpected_action_is_an_error_reply_not_a_crash() -> None:
+    body = records_to_csv([{"_raw": "{}"}])
+    status, replies = _converse(
+        _getinfo("incidents=false"),
+        encode_chunk({"action": "execute", "finished": False}, body),
+        encode_chunk({"action": "bogus"}),
+    )
+    assert status == 1
+    assert replies[0][0] == {"type": "stateful"}
+    assert len(csv_to_records(replies[1][1])) == 1
+    (meta, _) = replies[2]
+    assert meta["finished"] is True
+    ((level, text),) = meta["inspector"]["messages"]
+    # splunklib's wording for an unexpected error: <type> at "<file>", line <n> : <error>
+    assert level == "ERROR" and text.startswith("ProtocolError at ")
+    assert text.endswith(" : Expected execute action, not bogus")
+
+
+@pytest.mark.parametrize("first", [b"not a header\n", encode_chunk({"action": "execute"})])
+def test_no_getinfo_first_is_an_error_reply(first: bytes) -> None:
+    status, replies = _converse(first)
+    assert status == 1
+    ((meta, _),) = replies
+    assert meta["finished"] is True and meta["inspector"]["messages"][0][0] == "ERROR"
+
+
+def test_empty_and_header_only_chunks_get_empty_replies() -> None:
+    status, replies = _converse(
+        _getinfo("incidents=false"),
+        encode_chunk({"action": "execute", "finished": False}, b""),
+        encode_chunk({"action": "execute", "finished": True}, b"_raw,x\n"),
+    )
+    assert status == 0
+    assert replies[1:] == [({"finished": False}, b""), ({"finished": True}, b"")]
