@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import TYPE_CHECKING, Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 from .tenant import TPS
 from .timeutil import format_ticks
@@ -207,9 +207,9 @@ def _validate_patch(resource: str, body: Dict[str, Any]) -> None:
                 "names that are defined by the type or mark the type as open type.",
             )
         if name == "status":
-            members = INCIDENT_STATUS if resource == "incidents" else ALERT_STATUS
+            statuses: Tuple[str, ...] = INCIDENT_STATUS if resource == "incidents" else ALERT_STATUS
             enum_type = "incidentStatus" if resource == "incidents" else "alertStatus"
-            _check_member(value, members, f"microsoft.graph.security.{enum_type}")
+            _check_member(value, statuses, f"microsoft.graph.security.{enum_type}")
             if value not in SETTABLE_STATUS[resource]:
                 raise WriteRefused(400, "BadRequest", f"The status '{value}' cannot be set through the API.")
         elif name in ENUM_TYPES:
