@@ -18,6 +18,7 @@ from tests.harness.alert_action_runner import ActionResult, run_alert_action
 from tests.harness.graph_sim import GraphSimulator
 from tests.harness.graph_sim.server import DEFAULT_ROLES
 from tests.harness.pipeline import OUTPUTS, seed_account
+from tests.harness.searchtime import extract, load_props
 from tests.harness.splunkd_standin import SplunkdStandin
 
 INCIDENT_WRITE = "SecurityIncident.ReadWrite.All"
@@ -111,6 +112,18 @@ def test_update_incident_end_to_end(addon, python, sim: GraphSimulator, splunkd:
     assert missing["outcome"] == "failed" and missing["http_status"] == 404
     assert "999999" in missing["message"] and sim.tenant_id in missing["message"]
     assert {e.index for e in result.events} == {"main"}
+    # Search time, with the shipped props.conf: the CIM Change fields (eventtype defender_lineage_response_action).
+    props = load_props(addon / "default" / "props.conf")
+    ok, failed = (extract(props, "ms:defender:graph:action", e.raw) for e in result.events)
+    assert (ok["action"], ok["status"], ok["object_id"], ok["object_category"], ok["user"]) == (
+        ["modified"],
+        ["success"],
+        [incident["id"]],
+        ["incident"],
+        ["analyst"],
+    )
+    assert ok["requested.classification"] == ["falsePositive"] and ok["before.customTags{}"] == ["VIP"]
+    assert failed["status"] == ["failure"] and failed["result"] == ["failed"]
     # defenderlineage sees the new state at once: the store's newest summary is the action's.
     cache = IncidentCache(lambda ikeys, akeys: splunkd.kv_records(STORE))
     cache.prefetch([f"{sim.tenant_id}:{incident['id']}"])
