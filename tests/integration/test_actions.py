@@ -310,3 +310,22 @@ def test_sendalert_with_a_literal_id_and_the_only_account(
     )
     assert result.returncode == 0, result.log[-2000:]
     assert [(w["method"], w["id"]) for w in sim.writes] == [("PATCH", incident["id"])]
+
+
+def test_requests_draw_from_the_inputs_per_tenant_budget(
+    addon, python, sim: GraphSimulator, splunkd: SplunkdStandin, tmp_path: Path
+):
+    """60 requests a minute shared with one enabled input of the same account: the action's share is
+    30 (burst 3, then 0.4 a second), so its 4th Graph request waits about 2.5 s. Without the budget
+    the four requests (two reads, two updates) take milliseconds."""
+    seed_account(splunkd, sim, "acme")
+    splunkd.set_conf("inputs", "defender_alerts://acme_alerts", {"account": "acme", "disabled": "0"})
+    sim.set_roles(*DEFAULT_ROLES, INCIDENT_WRITE)
+    ids = [i["id"] for i in sim.tenant.visible_at("incidents") if i["status"] == "active"][:2]
+    rows = [{"incident_id": i, "tenant_id": sim.tenant_id} for i in ids]
+    env = {"TA_DEFENDER_LINEAGE_REQUESTS_PER_MINUTE": "60"}
+    result = run(addon, "defender_update_incident", python, splunkd, tmp_path, rows, {"status": "inProgress"}, env)
+    assert result.returncode == 0, result.log[-2000:]
+    graph = [r for r in sim.requests if r.resource == "incidents"]
+    assert [r.method for r in graph] == ["GET", "PATCH", "GET", "PATCH"]
+    assert graph[3].time - graph[0].time >= 2.0
