@@ -15,11 +15,12 @@ import pytest
 
 from defender_lineage_core.incident_store import IncidentCache
 from tests.harness.alert_action_runner import ActionResult, run_alert_action
-from tests.harness.graph_sim import GraphSimulator
+from tests.harness.graph_sim import GraphSimulator, SyntheticTenant
 from tests.harness.graph_sim.server import DEFAULT_ROLES
 from tests.harness.pipeline import OUTPUTS, seed_account
 from tests.harness.searchtime import extract, load_props
 from tests.harness.splunkd_standin import SplunkdStandin
+from tests.integration.conftest import scan_for_secrets
 
 INCIDENT_WRITE = "SecurityIncident.ReadWrite.All"
 ALERT_WRITE = "SecurityAlert.ReadWrite.All"
@@ -329,3 +330,41 @@ def test_requests_draw_from_the_inputs_per_tenant_budget(
     graph = [r for r in sim.requests if r.resource == "incidents"]
     assert [r.method for r in graph] == ["GET", "PATCH", "GET", "PATCH"]
     assert graph[3].time - graph[0].time >= 2.0
+
+
+OTHER_TENANT = "9c8b7a6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"
+
+
+def test_each_result_acts_in_its_own_tenant_with_that_tenants_account(
+    addon, python, sim: GraphSimulator, splunkd: SplunkdStandin, tmp_path: Path
+):
+    """Incident ids are unique only within a tenant: the same id in two tenants is two targets, each
+    acted on through the account configured for its tenant; an explicit account of another tenant is
+    refused for that target."""
+    with GraphSimulator(SyntheticTenant.generate(seed=7, tenant_id=OTHER_TENANT), max_lifetime=300.0) as other:
+        seed_account(splunkd, sim, "acme")
+        seed_account(splunkd, other, "globex")
+        for graph in (sim, other):
+            graph.set_roles(*DEFAULT_ROLES, INCIDENT_WRITE)
+        incident = active_incident(sim)
+        assert any(i["id"] == incident["id"] for i in other.tenant.visible_at("incidents"))  # same id, both
+        rows = [
+            {"incident_id": incident["id"], "tenant_id": sim.tenant_id},
+            {"incident_id": incident["id"], "tenant_id": OTHER_TENANT},
+        ]
+        result = run(addon, "defender_update_incident", python, splunkd, tmp_path, rows, {"comment": "seen"})
+        assert result.returncode == 0, result.log[-2000:]
+        assert [(w["method"], w["id"]) for w in sim.writes] == [("POST", incident["id"])]
+        assert [(w["method"], w["id"]) for w in other.writes] == [("POST", incident["id"])]
+        assert [(e.fields["tenant_id"], e.fields["account"]) for e in result.events] == [
+            (sim.tenant_id, "acme"),
+            (OTHER_TENANT, "globex"),
+        ]
+        pinned = run(
+            addon, "defender_update_incident", python, splunkd, tmp_path, rows, {"comment": "x", "account": "acme"}
+        )
+        assert [e.fields["outcome"] for e in pinned.events] == ["updated", "failed"]
+        assert "account 'acme' is for tenant" in pinned.events[1].fields["message"]
+        assert len(other.writes) == 1
+        # The fixture checks the first simulator's tokens and every stored secret; these are the second's.
+        assert scan_for_secrets([tmp_path / "splunk_home"], list(OUTPUTS), other.issued_tokens) == []
