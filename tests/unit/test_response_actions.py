@@ -111,6 +111,9 @@ def test_each_target_once_in_order_and_capped():
 def test_parameter_is_used_only_when_no_row_has_the_field():
     plan = plan_targets(INCIDENT, [{"x": "1"}], {"incident_id": "42", "tenant_id": TENANT}, None, 20)
     assert [(t.tenant_id, t.target_id) for t in plan.targets] == [(TENANT, "42")]
+    # The one row's own tenant still picks the tenant when the id comes from the parameter.
+    plan = plan_targets(INCIDENT, [{"tenant_id": OTHER}], {"incident_id": "42", "tenant_id": TENANT}, TENANT, 20)
+    assert [(t.tenant_id, t.target_id) for t in plan.targets] == [(OTHER, "42")]
     # Several rows and no id field: a $result token would name the first row's incident for all.
     with pytest.raises(ActionInputError) as caught:
         plan_targets(INCIDENT, [{"x": "1"}, {"x": "2"}], {"incident_id": "42", "tenant_id": TENANT}, None, 20)

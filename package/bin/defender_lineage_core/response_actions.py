@@ -307,7 +307,7 @@ def plan_targets(
                 f"{len(listed)} results but none has an {id_field} field: rename the field holding the "
                 f"{kind.target_type} id to {id_field} (| rename ... AS {id_field})",
             )
-        listed = [{id_field: literal}]
+        listed = [{**(listed[0] if listed else {}), id_field: literal}]  # the row's tenant_id still counts
     seen: Dict[Tuple[str, str], List[int]] = {}
     order: List[Tuple[str, str]] = []
     for number, row in enumerate(listed):
