@@ -368,3 +368,25 @@ def test_each_result_acts_in_its_own_tenant_with_that_tenants_account(
         assert len(other.writes) == 1
         # The fixture checks the first simulator's tokens and every stored secret; these are the second's.
         assert scan_for_secrets([tmp_path / "splunk_home"], list(OUTPUTS), other.issued_tokens) == []
+
+
+def test_comment_failing_after_the_update_is_partial_and_not_retried(
+    addon, python, sim: GraphSimulator, splunkd: SplunkdStandin, tmp_path: Path
+):
+    """A 5xx on the comment POST may hide a comment Graph did add: answered at once, never sent twice."""
+    seed_account(splunkd, sim, "acme")
+    sim.set_roles(*DEFAULT_ROLES, INCIDENT_WRITE)
+    sim.faults.add(500, resource="incidents", method="POST", times=1)
+    rows = [{"incident_id": active_incident(sim)["id"], "tenant_id": sim.tenant_id}]
+    params = {"status": "inProgress", "comment": "escalated"}
+    result = run(addon, "defender_update_incident", python, splunkd, tmp_path, rows, params)
+    assert result.returncode == 2
+    assert [(r.method, r.status) for r in sim.requests if r.resource == "incidents"] == [
+        ("GET", 200),
+        ("PATCH", 200),
+        ("POST", 500),
+    ]
+    (event,) = result.events
+    assert event.fields["outcome"] == "partial" and event.fields["changed"] == {"status": "inProgress"}
+    assert event.fields["comment_added"] is False and event.fields["http_status"] == 500
+    assert "properties were updated" in event.fields["message"]
