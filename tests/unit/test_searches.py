@@ -35,6 +35,7 @@ import pytest
 
 from defender_lineage_core.incident_store import INCIDENT_OUTPUT_FIELDS
 from defender_lineage_core.lineage import OUTPUT_FIELDS
+from tests.fixture_paths import SAMPLES
 from tests.harness.graph_sim.tenant import SyntheticTenant
 from tests.harness.searchtime import EvalSyntaxError, Node, extract, load_props, parse_expression, referenced_fields
 from tests.harness.spl_pipeline import SplSyntaxError as SplError
@@ -203,6 +204,8 @@ def event_fields() -> Set[str]:
     for _i, _l, incident in tenant.incident_versions():
         names |= set(extract(props, "ms:defender:graph:incident", json.dumps(incident)))
         names |= {k for k in incident}
+    audit = (SAMPLES / "action_audit.json").read_text(encoding="utf-8")  # response actions' audit events
+    names |= set(extract(props, "ms:defender:graph:action", audit))
     return names
 
 
@@ -478,7 +481,7 @@ def test_every_shipped_search_uses_the_index_macro() -> None:
     for where, search, _tokens in SEARCHES:
         if where.startswith("macro "):
             continue
-        assert re.search(r"`defender_lineage_(index|alerts|incidents|logs)`", search), where
+        assert re.search(r"`defender_lineage_(index|alerts|incidents|logs|actions)`", search), where
         assert not re.search(r"\bindex\s*=\s*\*", search), f"{where} searches index=*"
 
 

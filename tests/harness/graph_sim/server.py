@@ -28,6 +28,7 @@ from .faults import FaultContext, FaultPlan, FaultRule
 from .hunting import HuntingFault, HuntingSettings, HuntingTables
 from .tenant import DEFAULT_TENANT_ID, Collection, ItemVersion, SyntheticTenant
 from .timeutil import format_ticks, parse_any, parse_literal
+from .writes import COMMENTS_PATH, WriteRefused, handle_write, is_write
 
 DEFAULT_CLIENT_ID = "0f6c9d2a-1b3e-4c5d-8e7f-9a0b1c2d3e4f"
 DEFAULT_ROLES = ("SecurityAlert.Read.All", "SecurityIncident.Read.All", "ThreatHunting.Read.All")
@@ -214,6 +215,7 @@ class GraphSimulator:
         self.hunting = HuntingSettings()  # runHuntingQuery's caps, quota, timeout and boolean form
         self._hunting_tables: Optional[HuntingTables] = None
         self.requests: List[RequestRecord] = []
+        self.writes: List[Dict[str, Any]] = []  # accepted PATCH / comment bodies (writes.py)
         self._clock: int = self.tenant.anchor_ticks
         self._tokens: Dict[str, _Token] = {}
         self._lock = threading.Lock()
@@ -740,7 +742,8 @@ class _Handler(BaseHTTPRequestHandler):
         lower_headers = {k.lower(): v for k, v in headers.items()}
         record_headers = {k: ("Bearer REDACTED" if k.lower() == "authorization" else v) for k, v in headers.items()}
         token_match = _TOKEN_PATH.match(path)
-        coll_match = _COLLECTION_PATH.match(path)
+        coll_match = _COLLECTION_PATH.match(path) or COMMENTS_PATH.match(path)
+        self._raw_body = raw_body  # for the write side (writes.py)
         hunting_match = _HUNTING_PATH.match(path)
         resource = (
             "token"
@@ -861,8 +864,18 @@ class _Handler(BaseHTTPRequestHandler):
             if coll_match is None:
                 segment = self.path.split("?")[0].rstrip("/").rsplit("/", 1)[-1] or "/"
                 raise _GraphError(404, "ResourceNotFound", f"Resource not found for the segment '{segment}'.")
-            if self.command != "GET":
-                raise _GraphError(405, "BadRequest", "Specified HTTP method is not allowed for the request uri.")
+            if self.command != "GET" or COMMENTS_PATH.match(coll_match.string):
+                if not is_write(self.command, coll_match.string):
+                    raise _GraphError(405, "BadRequest", "Specified HTTP method is not allowed for the request uri.")
+                sim.check_token(headers.get("authorization"))
+                try:
+                    body = handle_write(
+                        sim, self.command, resource, coll_match.group(2), coll_match.string, self._raw_body
+                    )
+                except WriteRefused as refused:
+                    raise _GraphError(refused.status, refused.code, refused.message) from None
+                extra["OData-Version"] = "4.0"
+                return 200, body, JSON_GRAPH, extra
             sim.check_token(headers.get("authorization"))
             sim.check_roles(resource)
             if graph_error is not None:

@@ -18,6 +18,7 @@ from urllib.parse import unquote
 from . import kvquery
 from .eai import Entry, default_acl, render_error, render_feed, search_matches
 from .store import AlreadyExists, Store
+from .ucc_settings import settings_entry
 
 KV_MAX_DOCUMENTS_PER_BATCH_SAVE = 1000  # limits.conf [kvstore] max_documents_per_batch_save
 KV_MAX_ROWS_PER_QUERY = 50000  # limits.conf [kvstore] max_rows_per_query
@@ -137,6 +138,8 @@ class Api:
                 return self.coll_delete(req, name) if m == "DELETE" else None
             if seg[2] == "data" and len(seg) in (4, 5):
                 return self.kv_data(req, unquote(seg[3]), unquote(seg[4]) if len(seg) == 5 else None)
+        if len(seg) == 2 and unquote(seg[0]).endswith("_settings") and m == "GET":
+            return self.ucc_settings_get(req, unquote(seg[0]), unquote(seg[1]))  # ucc_settings.py says why
         return None
 
     # ---- helpers ----------------------------------------------------------------------------
@@ -172,6 +175,14 @@ class Api:
             json_mode=req.json_mode,
         )
         return Response(status, body, ctype)
+
+    def ucc_settings_get(self, req: Request, conf: str, stanza: str) -> Response:
+        found = self._find_stanza(req, conf, stanza)
+        app = found[0] if found else req.write_app()
+        entry = settings_entry(self.store, app, conf, stanza, found[2] if found else None, req.arg("--cred--") == "1")
+        if entry is None:
+            return error(req, 404, f"Not Found: {conf} has no stanza {stanza}")
+        return self._feed(req, 200, conf, [entry])
 
     # ---- conf files -------------------------------------------------------------------------
 
