@@ -1,0 +1,249 @@
+"""Bounded HTTP exchanges and odd answers, against the Graph simulator's transport faults.
+
+A trickled body ends at the exchange's total deadline, a gzip bomb stops at the body cap, an odd
+``expires_in`` gets the default lifetime, an HTML 200 one clear message, a self-pointing nextLink
+stops paging, and no remote error body reaches a message raw.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import time
+import zlib
+from typing import Iterator
+
+import pytest
+
+from defender_lineage_core.account_check import AccountCheckError, check_account
+from defender_lineage_core.errors import (
+    AuthError,
+    GraphError,
+    MalformedResponse,
+    PagingLoop,
+    ResponseTooLarge,
+    auth_error,
+    graph_error,
+    safe_text,
+)
+from defender_lineage_core.graph_client import DEFAULT_TOKEN_LIFETIME, GraphClient
+from tests.harness.graph_sim import GraphSimulator, SyntheticTenant
+from tests.harness.graph_sim.faults import FAKE_JWT, hostile_entra_error, hostile_graph_error
+from tests.unit.test_account_check import account
+from tests.unit.test_graph_client import FILTER, FakeTime, client_for, first_page
+
+FORGED = "run_summary"
+
+
+@pytest.fixture(scope="module")
+def module_sim() -> Iterator[GraphSimulator]:
+    with GraphSimulator(SyntheticTenant.generate(seed=7), max_lifetime=180) as sim:
+        yield sim
+
+
+@pytest.fixture
+def sim(module_sim: GraphSimulator) -> Iterator[GraphSimulator]:
+    module_sim.faults.clear()
+    module_sim.requests.clear()
+    yield module_sim
+    module_sim.faults.clear()
+
+
+@pytest.fixture
+def client(sim: GraphSimulator) -> GraphClient:
+    return client_for(sim, FakeTime(), timeout=5.0)
+
+
+def assert_safe(text: str) -> None:
+    """No raw control character (so no forged line), no token, bounded."""
+    assert not any(ord(c) < 32 or 0x7F <= ord(c) <= 0x9F or c in "\u2028\u2029" for c in text), repr(text)
+    assert FAKE_JWT not in text and FAKE_JWT[:20] not in text
+    assert len(text) < 1200
+
+
+# ---- time --------------------------------------------------------------------------------------
+
+
+def test_a_trickled_body_is_cut_at_the_exchange_deadline_and_retried(sim, client):
+    # Each byte comes well inside the per-read timeout (5 s): only a total deadline ends it.
+    sim.faults.add(kind="trickle", resource="alerts_v2", trickle_rate=200, times=1)
+    client.exchange_timeout = 1.0
+    started = time.monotonic()
+    page = first_page(client, top="1")
+    assert len(page.items) == 1
+    assert client.stats.retries == 1
+    assert [r.fault for r in sim.requests if r.resource == "alerts_v2"] == ["trickle", None]
+    assert time.monotonic() - started < 4.0  # one second cut, a 1-2 s back-off is faked
+
+
+def test_a_trickled_body_near_the_run_deadline_ends_the_run_cleanly(sim):
+    from defender_lineage_core.budget import DeadlineReached
+
+    t = FakeTime()
+    client = client_for(sim, t, timeout=60.0, deadline=t.now - 4.0)  # 1 s of grace left
+    client.token()
+    sim.faults.add(kind="trickle", resource="alerts_v2", trickle_rate=200, times=1)
+    started = time.monotonic()
+    with pytest.raises(DeadlineReached, match="run's deadline"):
+        first_page(client, top="1")
+    assert time.monotonic() - started < 3.0
+
+
+def test_a_trickled_token_answer_is_bounded_too(sim, client):
+    sim.faults.add(kind="trickle", resource="token", trickle_rate=50, times=1)
+    client.exchange_timeout = 1.0
+    assert client.token()
+    assert client.stats.retries == 1
+
+
+# ---- memory ------------------------------------------------------------------------------------
+
+
+def test_a_gzip_bomb_stops_at_the_body_cap(sim, client):
+    sim.faults.add(kind="gzip_bomb", resource="alerts_v2", bomb_bytes=64 << 20, times=None)
+    client.max_body = 1 << 20
+    with pytest.raises(ResponseTooLarge, match="larger than 1 MiB once decompressed") as caught:
+        first_page(client)
+    assert caught.value.resource == "alerts_v2"
+    assert len([r for r in sim.requests if r.resource == "alerts_v2"]) == 1  # refused, not retried
+
+
+def test_a_plain_body_past_the_cap_is_refused(sim, client):
+    client.max_body = 4096
+    with pytest.raises(ResponseTooLarge):
+        first_page(client, top="50")
+
+
+@pytest.mark.parametrize(
+    "encoding, pack",
+    [
+        ("gzip", gzip.compress),
+        ("gzip", lambda b: gzip.compress(b[:100]) + gzip.compress(b[100:])),  # two gzip members
+        ("deflate", zlib.compress),
+        ("deflate", lambda b: zlib.compress(b)[2:-4]),  # raw deflate, as some servers send it
+    ],
+)
+def test_compressed_pages_are_inflated_exactly(sim, client, encoding, pack):
+    page = {"value": [{"id": "a1", "lastUpdateDateTime": "2026-01-01T00:00:00Z"}]}
+    text = json.dumps(page).encode()
+    sim.faults.add(status=200, resource="alerts_v2", body=pack(text), headers={"Content-Encoding": encoding})
+    assert first_page(client).items == page["value"]
+
+
+def test_an_unknown_content_encoding_is_named(sim, client):
+    sim.faults.add(status=200, resource="alerts_v2", body=b"xx", headers={"Content-Encoding": "br"})
+    with pytest.raises(MalformedResponse, match="Content-Encoding 'br'"):
+        first_page(client)
+
+
+# ---- token answers -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("expires_in", [None, '"soon"', "-60", "NaN", "0", "Infinity", "true", "[1]"])
+def test_an_odd_expires_in_gets_the_default_lifetime_and_one_warning(sim, expires_in, caplog):
+    t = FakeTime()
+    client = client_for(sim, t)
+    sim.faults.add(kind="token_expires", resource="token", expires_in=expires_in, times=None)
+    with caplog.at_level(logging.WARNING):
+        for _ in range(3):
+            first_page(client, top="1")
+        t.now += DEFAULT_TOKEN_LIFETIME - 301  # still inside the default lifetime's reuse window
+        first_page(client, top="1")
+    assert client.stats.token_requests == 1
+    warnings = [r.getMessage() for r in caplog.records if "token_lifetime" in r.getMessage()]
+    assert len(warnings) == 1 and f"used for {int(DEFAULT_TOKEN_LIFETIME)} s" in warnings[0]
+    t.now += 2  # past it: a fresh token
+    first_page(client, top="1")
+    assert client.stats.token_requests == 2
+
+
+def test_a_numeric_string_expires_in_is_honoured_silently(sim, caplog):
+    t = FakeTime()
+    client = client_for(sim, t)
+    sim.faults.add(kind="token_expires", resource="token", expires_in='"1200"', times=None)
+    with caplog.at_level(logging.WARNING):
+        first_page(client, top="1")
+        t.now += 899  # 1200 - 300 s of safety
+        first_page(client, top="1")
+        t.now += 2
+        first_page(client, top="1")
+    assert client.stats.token_requests == 2
+    assert not [r for r in caplog.records if "token_lifetime" in r.getMessage()]
+
+
+def test_an_html_200_from_the_token_endpoint_is_one_clear_message(sim, client):
+    sim.faults.add(kind="html", resource="token", times=None)
+    with pytest.raises(AuthError) as caught:
+        client.token()
+    message = str(caught.value)
+    assert "HTTP 200 but not Entra ID's JSON token answer" in message and "captive portal" in message
+    assert "HTTP 200 HTTP 200" not in message and "(HTTP 200)" not in message
+
+
+# ---- paging ------------------------------------------------------------------------------------
+
+
+def test_a_self_pointing_next_link_stops_paging_with_an_error(sim, client):
+    sim.faults.add(kind="self_link", resource="alerts_v2", after=1, times=None)
+    pages = client.pages("alerts_v2", {**FILTER, "$top": "3"})
+    seen = []
+    with pytest.raises(PagingLoop, match="already followed"):
+        for page in pages:
+            seen.append([item["id"] for item in page.items])
+    # page 1, then page 2 whose link points at itself: both handed over, page 2 never asked for again
+    assert len(seen) == 2 and seen[0] != seen[1] and all(len(ids) == 3 for ids in seen)
+    assert len([r for r in sim.requests if r.resource == "alerts_v2"]) == 2
+
+
+# ---- error bodies --------------------------------------------------------------------------------
+
+
+def test_safe_text_escapes_controls_redacts_tokens_and_truncates():
+    text = safe_text(f"a\nb\r\x1b[2J\u2028 Bearer abc.def {FAKE_JWT} " + "x" * 500)
+    assert_safe(text)
+    assert text.startswith("a\\nb\\r\\x1b[2J\\u2028 Bearer <redacted> <redacted token> x")
+    assert len(text) == 200 and text.endswith("...")
+
+
+def test_a_hostile_graph_error_body_is_shown_only_through_its_known_fields(sim, client):
+    sim.faults.add(status=400, resource="alerts_v2", body=hostile_graph_error(), times=None)
+    with pytest.raises(GraphError) as caught:
+        first_page(client)
+    message = str(caught.value)
+    assert_safe(message)
+    assert "HTTP 400 BadRequest" in message and "request-id=6b8e3f1a-0d9c-4e7b-9a52-1c3d4e5f6a7b" in message
+    assert "Bearer <redacted>" in message
+
+
+def test_a_hostile_graph_error_code_cannot_forge_a_line():
+    body = hostile_graph_error(code="Forbidden\nrun_summary status=ok")
+    for status in (401, 403, 500):
+        assert_safe(str(graph_error(status, body, "alerts_v2")))
+
+
+def test_a_hostile_entra_error_body_keeps_the_aadsts_code_only(sim, client):
+    sim.faults.add(status=401, resource="token", body=hostile_entra_error(), times=None)
+    with pytest.raises(AuthError) as caught:
+        client.token()
+    message = str(caught.value)
+    assert_safe(message)
+    assert "AADSTS7000215" in message and "trace_id=0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0" in message
+    assert "Invalid client secret" not in message  # error_description is read for its number only
+    assert_safe(str(auth_error(400, {"error": "x\ny", "error_description": FAKE_JWT}, "acme")))
+
+
+def test_the_account_check_shows_no_hostile_body(sim):
+    acct = account(sim)
+    # Refusals the check has no fixed sentence for (an unknown AADSTS number, an unexpected 409):
+    # their message is built from the error's own fields.
+    for resource, status, body in (
+        ("token", 401, hostile_entra_error(12345)),
+        ("alerts_v2", 409, hostile_graph_error()),
+    ):
+        sim.faults.clear()
+        sim.faults.add(status=status, resource=resource, body=body, times=None)
+        with pytest.raises(AccountCheckError) as caught:
+            check_account(acct)
+        assert caught.value.kind in ("auth_failed", "graph_failed")
+        assert_safe(str(caught.value))
