@@ -56,7 +56,8 @@ def client(sim: GraphSimulator) -> GraphClient:
 
 
 def assert_safe(text: str) -> None:
-    """No raw control character (so no forged line), no token, bounded."""
+    """No raw control character (so no forged line), no forged field, no token, bounded."""
+    assert "status=ok" not in text
     assert not any(ord(c) < 32 or 0x7F <= ord(c) <= 0x9F or c in "\u2028\u2029" for c in text), repr(text)
     assert FAKE_JWT not in text and FAKE_JWT[:20] not in text
     assert len(text) < 1200
@@ -204,6 +205,7 @@ def test_safe_text_escapes_controls_redacts_tokens_and_truncates():
     assert_safe(text)
     assert text.startswith("a\\nb\\r\\x1b[2J\\u2028 Bearer <redacted> <redacted token> x")
     assert len(text) == 200 and text.endswith("...")
+    assert safe_text('x" status=ok "') == "x\\x22 status\\x3dok \\x22"  # no field, no end of a quoted value
 
 
 def test_a_hostile_graph_error_body_is_shown_only_through_its_known_fields(sim, client):

@@ -76,16 +76,19 @@ SAFE_TEXT_LIMIT = 200
 
 def safe_text(value: Any, limit: int = SAFE_TEXT_LIMIT) -> str:
     """A remote-supplied string made fit for a log line or a REST error: bearer tokens and JWTs
-    redacted, control characters (newlines included) escaped as ``\\xNN`` / ``\\uNNNN``, at most
+    redacted, control characters (newlines included), ``"`` and ``=`` escaped as ``\\xNN`` /
+    ``\\uNNNN`` (so it can neither start a log line nor add a key=value field to one), at most
     ``limit`` characters. Redaction runs first, so truncation cannot cut a token into an unredacted
     tail."""
     if value is None:
         return ""
     text = value if isinstance(value, str) else str(value)
     text = text[: limit * 8]  # bound the work on a huge field before the regexes run
-    text = _JWT.sub("<redacted token>", text)
     text = _BEARER.sub("Bearer <redacted>", text)
+    text = _JWT.sub("<redacted token>", text)
     text = _CONTROL.sub(lambda m: m.group(0).encode("unicode_escape").decode("ascii"), text)
+    # The log's own delimiters: no key=value pair and no end of a quoted message="..." can be forged.
+    text = text.replace('"', "\\x22").replace("=", "\\x3d")
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -104,7 +107,8 @@ def _ids(body: Any) -> str:
     sources = [(inner, ("request-id", "client-request-id")), (body, ("trace_id", "correlation_id"))]
     for source, names in sources:
         if isinstance(source, dict):
-            found += [f"{name}={safe_id(source[name])}" for name in names if safe_id(source.get(name))]
+            # An id that does not look like one is dropped, not shown: it says nothing support can use.
+            found += [f"{name}={source[name]}" for name in names if _ID.match(str(source.get(name) or ""))]
     return f" [{' '.join(found)}]" if found else ""
 
 
