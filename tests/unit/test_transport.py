@@ -28,6 +28,8 @@ from defender_lineage_core.errors import (
     safe_text,
 )
 from defender_lineage_core.graph_client import DEFAULT_TOKEN_LIFETIME, GraphClient
+from defender_lineage_core.hunting import HuntingRun, HuntingState
+from defender_lineage_core.timestamps import TICKS_PER_SECOND
 from tests.harness.graph_sim import GraphSimulator, SyntheticTenant
 from tests.harness.graph_sim.faults import FAKE_JWT, hostile_entra_error, hostile_graph_error
 from tests.unit.test_account_check import account
@@ -249,3 +251,46 @@ def test_the_account_check_shows_no_hostile_body(sim):
             check_account(acct)
         assert caught.value.kind in ("auth_failed", "graph_failed")
         assert_safe(str(caught.value))
+
+
+# ---- hunting and the account check go through the same exchange ----------------------------------
+
+
+def hunting_run(client: GraphClient, sim: GraphSimulator) -> HuntingRun:
+    anchor = sim.tenant.anchor_ticks
+    return HuntingRun(
+        client,
+        "DeviceProcessEvents",
+        "dpe",
+        HuntingState(sim.tenant_id),
+        lambda rows: None,
+        lambda state: None,
+        first_start=anchor - 3600 * TICKS_PER_SECOND,
+        now=lambda: anchor,
+        sleep=client._sleep,
+        clock=client._clock,
+    )
+
+
+def test_a_hunting_answer_that_is_a_gzip_bomb_stops_at_the_cap(sim, client):
+    sim.faults.add(kind="gzip_bomb", resource="runHuntingQuery", bomb_bytes=64 << 20, times=None)
+    client.max_body = 1 << 20
+    with pytest.raises(ResponseTooLarge, match=r"runHuntingQuery: the answer .* larger than 1 MiB"):
+        hunting_run(client, sim).run()
+
+
+def test_a_hostile_hunting_400_is_shown_safely(sim, client):
+    sim.faults.add(status=400, resource="runHuntingQuery", body=hostile_graph_error(), times=None)
+    with pytest.raises(GraphError) as caught:
+        hunting_run(client, sim).run()
+    assert "input 'dpe'" in str(caught.value)
+    assert_safe(str(caught.value))
+
+
+def test_the_account_check_facing_a_trickled_token_answer_says_it_timed_out(sim):
+    sim.faults.add(kind="trickle", resource="token", trickle_rate=20, times=None)
+    started = time.monotonic()
+    with pytest.raises(AccountCheckError) as caught:
+        check_account(account(sim), timeout=1.0)  # one exchange: 1 s in all; one retry
+    assert caught.value.kind == "network_timeout" and "did not answer" in str(caught.value)
+    assert time.monotonic() - started < 6.0
