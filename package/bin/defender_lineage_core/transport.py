@@ -6,8 +6,10 @@ requests inflates a gzip body without limit: a 1 MB body that inflates to 1 GiB 
 2.1 GB RSS. So the exchange (connect, headers, body) runs on a worker thread that the caller
 waits for at most ``limit`` seconds; past that the worker's socket is shut down (it stops at its
 next read) and ``ExchangeTimeout`` is raised. The body is read raw and inflated here, chunk by
-chunk, with zlib's ``max_length``: decompression stops one byte past ``max_body`` and
-``ResponseTooLarge`` is raised, so memory stays near the cap whatever the compression ratio.
+chunk, at most ``PIECE`` bytes of output per zlib call (``max_length``): decompression stops one
+byte past ``max_body`` and ``ResponseTooLarge`` is raised, so memory stays near the cap whatever
+the compression ratio. The pieces are joined once, at the end (a growing buffer would be copied
+as it grows, doubling the peak).
 
 A server that trickles its HEADERS leaves the worker (a daemon thread, without a socket handle yet)
 waiting on its own per-read timeout; the caller does not wait for it.
@@ -15,11 +17,10 @@ waiting on its own per-read timeout; the caller does not wait for it.
 
 from __future__ import annotations
 
-import io
 import socket
 import threading
 import zlib
-from typing import Any, Optional
+from typing import Any, List, Optional
 
 import requests
 import urllib3
@@ -30,6 +31,7 @@ from .errors import MalformedResponse, ResponseTooLarge
 # 45.5 MB); nothing Graph or Entra sends this add-on is larger. 64 MiB leaves room for JSON's margin.
 MAX_BODY_BYTES = 64 * 1024 * 1024
 READ_CHUNK = 64 * 1024
+PIECE = 1024 * 1024  # most output of one zlib call: a 64 kB gzip chunk can inflate to 64 MB
 
 
 class ExchangeTimeout(requests.Timeout):
@@ -116,7 +118,7 @@ def read_body(response: requests.Response, max_body: int, resource: str = "") ->
     """The body, inflated here (gzip, deflate or none) and never past ``max_body`` bytes."""
     encoding = (response.headers.get("Content-Encoding") or "identity").strip().lower()
     inflater = _Inflater(encoding, resource, response.status_code)
-    out = io.BytesIO()
+    out = _Pieces()
     received = 0
     try:
         while True:
@@ -130,7 +132,7 @@ def read_body(response: requests.Response, max_body: int, resource: str = "") ->
                 break
             received += len(chunk)
             inflater.write(chunk, out, max_body)
-            if out.tell() > max_body:
+            if out.size > max_body:
                 raise ResponseTooLarge(
                     f"{resource or 'the request'}: the answer (HTTP {response.status_code}) is larger than "
                     f"{max_body // (1024 * 1024)} MiB once decompressed; reading stopped there and it was refused "
@@ -146,7 +148,17 @@ def read_body(response: requests.Response, max_body: int, resource: str = "") ->
         response.close()
         raise
     response.raw.release_conn()
-    return out.getvalue()
+    return b"".join(out.parts)
+
+
+class _Pieces:
+    def __init__(self) -> None:
+        self.parts: List[bytes] = []
+        self.size = 0
+
+    def write(self, data: bytes) -> None:
+        self.parts.append(data)
+        self.size += len(data)
 
 
 class _Inflater:
@@ -171,13 +183,13 @@ class _Inflater:
         self.started = False
         self.decoder = zlib.decompressobj(self.wbits) if self.wbits is not None else None
 
-    def write(self, data: bytes, out: io.BytesIO, max_body: int) -> None:
+    def write(self, data: bytes, out: _Pieces, max_body: int) -> None:
         if self.decoder is None:
             out.write(data)
             return
-        while data and out.tell() <= max_body:
+        while data and out.size <= max_body:
             try:
-                piece = self.decoder.decompress(data, max_body - out.tell() + 1)
+                piece = self.decoder.decompress(data, min(PIECE, max_body - out.size + 1))
             except zlib.error as exc:
                 if not self.started and self.wbits == zlib.MAX_WBITS:
                     self.wbits = -zlib.MAX_WBITS  # a server sending raw deflate
