@@ -10,11 +10,14 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+import threading
 import time
 import zlib
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Iterator
 
 import pytest
+import requests
 
 from defender_lineage_core.account_check import AccountCheckError, check_account
 from defender_lineage_core.errors import (
@@ -30,6 +33,7 @@ from defender_lineage_core.errors import (
 from defender_lineage_core.graph_client import DEFAULT_TOKEN_LIFETIME, GraphClient
 from defender_lineage_core.hunting import HuntingRun, HuntingState
 from defender_lineage_core.timestamps import TICKS_PER_SECOND
+from defender_lineage_core.transport import bounded_exchange
 from tests.harness.graph_sim import GraphSimulator, SyntheticTenant
 from tests.harness.graph_sim.faults import FAKE_JWT, hostile_entra_error, hostile_graph_error
 from tests.unit.test_account_check import account
@@ -294,3 +298,40 @@ def test_the_account_check_facing_a_trickled_token_answer_says_it_timed_out(sim)
         check_account(account(sim), timeout=1.0)  # one exchange: 1 s in all; one retry
     assert caught.value.kind == "network_timeout" and "did not answer" in str(caught.value)
     assert time.monotonic() - started < 6.0
+
+
+def test_chunked_answers_are_read_whole_and_the_connection_is_reused():
+    body = b'{"value":[' + b",".join(b'{"id":"%d"}' % i for i in range(20000)) + b"]}"
+    connections = set()
+
+    class Chunked(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            connections.add(self.client_address)
+            data = gzip.compress(body) if self.path == "/gz" else body
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            if self.path == "/gz":
+                self.send_header("Content-Encoding", "gzip")
+            self.end_headers()
+            for at in range(0, len(data), 7000):
+                part = data[at : at + 7000]
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+            self.wfile.write(b"0\r\n\r\n")
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Chunked)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        session = requests.Session()
+        for path in ("/plain", "/gz", "/plain"):
+            url = f"http://127.0.0.1:{server.server_address[1]}{path}"
+            answer = bounded_exchange(session, "GET", url, read_timeout=5.0, limit=10.0)
+            assert answer.content == body
+        assert len(connections) == 1  # each body read to its end: the connection went back to the pool
+    finally:
+        server.shutdown()
+        server.server_close()

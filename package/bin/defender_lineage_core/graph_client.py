@@ -348,8 +348,9 @@ class GraphClient:
     def _check_link(self, url: str, resource: str) -> None:
         parts = urlsplit(url)
         if (parts.scheme, parts.netloc.lower()) != (self._graph.scheme, self._graph.netloc.lower()):
+            target = safe_text(f"{parts.scheme}://{parts.netloc}", 120)  # the link is remote text
             raise GraphError(
-                f"{resource}: refusing to follow a link to {parts.scheme}://{parts.netloc}: it leaves the configured "
+                f"{resource}: refusing to follow a link to {target}: it leaves the configured "
                 f"Graph host {self._graph.scheme}://{self._graph.netloc} (or drops https); the cursor stays.",
                 resource=resource,
             )
