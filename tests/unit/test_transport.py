@@ -188,6 +188,11 @@ def test_an_html_200_from_the_token_endpoint_is_one_clear_message(sim, client):
     assert "HTTP 200 HTTP 200" not in message and "(HTTP 200)" not in message
 
 
+def test_a_token_error_without_an_entra_body_names_its_status_once():
+    message = str(auth_error(404, None, "acme"))
+    assert "HTTP 404 (no Entra error code in the answer)" in message and "HTTP 404 HTTP 404" not in message
+
+
 # ---- paging ------------------------------------------------------------------------------------
 
 

@@ -149,12 +149,13 @@ def auth_error(status: int, body: Any, account: str) -> AuthError:
     match = _AADSTS.search(_field(body, "error_description") or "")
     aadsts = match.group(1) if match else ""
     advice = _AADSTS_ADVICE.get(aadsts, "check the account's tenant, client id, credential and cloud")
-    label = f"AADSTS{aadsts}" if aadsts else error or f"HTTP {status}"
+    label = f"AADSTS{aadsts}" if aadsts else error
     detail = f" ({error})" if error and error != label else ""
+    said = f"{label}{detail}" if label else "(no Entra error code in the answer)"
     return AuthError(
-        f"token request for account '{account}' failed with HTTP {status} {label}{detail}: {advice}.{_ids(body)}",
+        f"token request for account '{account}' failed with HTTP {status} {said}: {advice}.{_ids(body)}",
         status=status,
-        code=label,
+        code=label or f"HTTP {status}",
     )
 
 
