@@ -84,6 +84,16 @@ def test_a_trickled_body_is_cut_at_the_exchange_deadline_and_retried(sim, client
     assert time.monotonic() - started < 4.0  # one second cut, a 1-2 s back-off is faked
 
 
+def test_trickled_headers_are_cut_at_the_exchange_deadline_too(sim, client):
+    # No response object exists yet: the worker is left to its read timeout, the caller goes on.
+    sim.faults.add(kind="trickle_head", resource="alerts_v2", trickle_rate=40, times=1)
+    client.exchange_timeout = 1.0
+    started = time.monotonic()
+    assert len(first_page(client, top="1").items) == 1
+    assert client.stats.retries == 1
+    assert time.monotonic() - started < 4.0
+
+
 def test_a_trickled_body_near_the_run_deadline_ends_the_run_cleanly(sim):
     from defender_lineage_core.budget import DeadlineReached
 

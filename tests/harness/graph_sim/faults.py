@@ -22,6 +22,7 @@ Kinds:
 Transport kinds (hostile or broken servers; see ``transport_body`` and the builders below):
   trickle         the normal response with its true Content-Length, the body sent `trickle_rate`
                   bytes a second (1 by default) until done or the client hangs up
+  trickle_head    the same, the status line and headers trickled too
   gzip_bomb       HTTP 200, `Content-Encoding: gzip`, a small body inflating to `bomb_bytes` (1 GiB
                   by default) of JSON whitespace
   self_link       the normal response, its `@odata.nextLink` set to the request's own URL (added
@@ -51,7 +52,7 @@ KINDS = (
     "expire_tokens",
     "call",
     "foreign_link",
-    *("trickle", "gzip_bomb", "self_link", "token_expires", "html"),  # transport kinds
+    *("trickle", "trickle_head", "gzip_bomb", "self_link", "token_expires", "html"),  # transport kinds
 )
 RESOURCES = ("token", "alerts_v2", "incidents", "runHuntingQuery", "graph", "other", "*")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import io
 import json
 import re
 import secrets
@@ -74,7 +75,7 @@ GRAPH_CODES = {
     503: "ServiceUnavailable",
     504: "GatewayTimeout",
 }
-TRANSPORT_KINDS = ("trickle", "gzip_bomb", "self_link", "token_expires", "html")
+TRANSPORT_KINDS = ("trickle", "trickle_head", "gzip_bomb", "self_link", "token_expires", "html")
 _TOKEN_PATH = re.compile(r"^/([^/]+)/oauth2/v2\.0/token/?$")
 _COLLECTION_PATH = re.compile(r"^/v1\.0/security/(alerts_v2|incidents)(?:/([^/]+))?/?$")
 _HUNTING_PATH = re.compile(r"^/v1\.0/security/runHuntingQuery/?$")
@@ -980,20 +981,30 @@ class _Handler(BaseHTTPRequestHandler):
             status, body = 200, gzip_bomb(rule.bomb_bytes)
             extra = {**extra, "Content-Encoding": "gzip"}
         rec.status = status
-        if rule.kind != "trickle":
+        if rule.kind not in ("trickle", "trickle_head"):
             self._send(status, body, ctype, extra)
             return
-        self._send(status, body, ctype, extra, send_body=b"")  # headers with the true Content-Length
+        self.close_connection = True
+        if rule.kind == "trickle":
+            self._send(status, body, ctype, extra, send_body=b"")  # headers at once, with the true Content-Length
+            slow = body
+        else:  # status line and headers trickled too: the client has no response object to give up on
+            real, captured = self.wfile, io.BytesIO()
+            self.wfile = captured
+            try:
+                self._send(status, body, ctype, extra)
+            finally:
+                self.wfile = real
+            slow = captured.getvalue()
         # Small pieces at short pauses (20 a second at most): each read of the client sees bytes soon.
         step = max(1, round(rule.trickle_rate / 20))
         pause = step / rule.trickle_rate
-        self.close_connection = True
-        for at in range(0, len(body), step):
+        for at in range(0, len(slow), step):
             if not sim.running:
                 return
             time.sleep(pause)
             try:
-                self.wfile.write(body[at : at + step])
+                self.wfile.write(slow[at : at + step])
                 self.wfile.flush()
             except OSError:  # the client hung up: what a bounded client does
                 return
