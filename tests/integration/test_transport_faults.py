@@ -19,6 +19,7 @@ from tests.harness.graph_sim import GraphSimulator, SyntheticTenant
 from tests.harness.graph_sim.faults import FAKE_JWT, hostile_entra_error, hostile_graph_error
 from tests.harness.pipeline import log_lines, seed_account
 from tests.integration.conftest import INTERPRETERS
+from tests.integration.test_account_handler import account_payload, run_handler
 from tests.integration.test_faults import (
     _abort_then_complete,
     all_alerts,
@@ -150,3 +151,20 @@ def test_a_hostile_error_body_forges_no_log_line_and_leaks_no_token(addon, py313
         assert "correlation_id" not in failure  # not shaped like an id: dropped
     else:
         assert "request-id=6b8e3f1a-0d9c-4e7b-9a52-1c3d4e5f6a7b" in failure
+
+
+def test_the_account_rest_handler_shows_and_logs_no_hostile_body(addon, py313, splunkd, tmp_path):
+    with GraphSimulator(SyntheticTenant.generate(seed=7), max_lifetime=120.0) as graph:
+        # An unknown AADSTS number and an unexpected 409: refusals worded from the error's own fields.
+        graph.faults.add(status=401, resource="token", body=hostile_entra_error(12345), times=1)
+        graph.faults.add(status=409, resource="alerts_v2", body=hostile_graph_error(), times=1)
+        cases = [{"action": "create", "name": f"a{n}", "payload": account_payload(graph)} for n in range(2)]
+        results, output = run_handler(addon, py313, splunkd, tmp_path, cases)
+    assert [r.get("status") for r in results] == [400, 400]
+    assert "AADSTS12345" in results[0]["message"] and "HTTP 409" in results[1]["message"]
+    logs = "".join(p.read_text() for p in (tmp_path / "var" / "log" / "splunk").glob("*.log"))
+    for text in [r["message"] for r in results] + [output, logs]:
+        assert FAKE_JWT not in text and FAKE_JWT[:20] not in text and "status=ok" not in text
+    for message in (r["message"] for r in results):
+        assert "\n" not in message and "\\n" in message
+    assert not any(line.startswith("2026-01-01") for line in logs.splitlines())  # no forged log line
