@@ -133,6 +133,7 @@ def check_account(
         credential,
         session,
         timeout=timeout,
+        exchange_timeout=timeout,  # the check's answers are tiny: one timeout bounds a whole exchange
         max_retries=CHECK_RETRIES,
         logger=log,
         sleep=lambda seconds: time.sleep(min(seconds, MAX_PAUSE)),
@@ -327,7 +328,7 @@ class _Context:
         if number in messages:
             kind, text = messages[number]
             return AccountCheckError(text, kind, code)
-        if exc.status == 404 or exc.status == 405 or (not number and exc.status < 500 and "HTTP" in code):
+        if exc.status in (200, 404, 405) or (not number and exc.status < 500 and "HTTP" in code):
             return AccountCheckError(
                 f"{account.endpoints.login_root} does not answer like Entra ID's token endpoint (HTTP {exc.status}): "
                 "check Login URL and Cloud, and whether a proxy or firewall intercepts the request.",

@@ -7,8 +7,13 @@ without it, and for 500/502/504, timeouts and connection resets, exponential bac
 (1-2 s, 2-4 s, 4-8 s ...), at most ``max_retries`` times, then ``TransientError``. 400, 401 (after
 one token refresh), 403 and 404 are never retried. Every Graph request (retries included) first
 takes a slot from the request budget (``budget.py``); token requests do not. When ``deadline``
-is set, no wait (budget, Retry-After, back-off) may end past it and no request may hang past it
-by more than a few seconds: ``DeadlineReached`` ends the run cleanly and the cursor stays.
+is set, no wait (budget, Retry-After, back-off) may end past it and no exchange may end later than
+``DEADLINE_GRACE_SECONDS`` past it: ``DeadlineReached`` ends the run cleanly and the cursor stays.
+
+Every exchange (token, page, hunting query, account check) has a TOTAL deadline besides the
+per-read ``timeout`` (``transport.py``): ``EXCHANGE_READS`` read timeouts at most (5 minutes by
+default), never past the run's deadline plus the grace; its decoded body is capped at
+``max_body`` bytes (64 MiB by default).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import email.utils
 import json
 import logging
+import math
 import random
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -32,12 +38,15 @@ from .errors import (
     ConfigError,
     GraphError,
     MalformedResponse,
+    PagingLoop,
     TransientError,
     auth_error,
     graph_error,
+    safe_text,
 )
 from .odata import BadItem, PageFormatError, parse_collection_bytes
 from .proxy import mount_proxy_credentials
+from .transport import MAX_BODY_BYTES, ExchangeTimeout, bounded_exchange
 
 if TYPE_CHECKING:
     from .settings import Account
@@ -47,8 +56,15 @@ PREFER_ALL_ENUMS = "include-unknown-enum-members"
 TOKEN_SAFETY_SECONDS = 300
 RETRYABLE_STATUS = {429, 500, 502, 503, 504}
 MAX_RETRY_AFTER_SECONDS = 300.0
-# A request may run this far past the run's deadline before it is abandoned.
+# An exchange may end this far past the run's deadline; a run ends within its interval plus this
+# grace (plus the writing of the page in hand), whatever the server does.
 DEADLINE_GRACE_SECONDS = 5.0
+# One exchange (connect, headers, whole body) may last at most this many per-read timeouts.
+EXCHANGE_READS = 5
+# Entra's token lifetime when ``expires_in`` is missing or not a positive number (what Entra sends
+# for a client-credentials token: 3599 s); a token that dies sooner gets a 401 and one refresh.
+DEFAULT_TOKEN_LIFETIME = 3599.0
+MAX_TOKEN_LIFETIME = 86400.0  # Entra's longest configurable access-token lifetime is 24 h
 DEFAULT_TIMEOUT_SECONDS = 60.0
 TIMEOUT_ENV = "TA_DEFENDER_LINEAGE_HTTP_TIMEOUT"
 
@@ -109,6 +125,8 @@ def account_session(
     """``session`` (a new one by default) set up for one account's traffic to Entra ID and Graph."""
     session = session if session is not None else requests.Session()
     session.trust_env = False  # only the add-on's own proxy settings apply, never the environment's
+    # Only the encodings transport.py inflates under its cap (requests adds br/zstd when their modules exist).
+    session.headers["Accept-Encoding"] = "gzip, deflate"
     if user_agent:
         session.headers["User-Agent"] = user_agent
     session.proxies.update(dict(proxies))
@@ -148,6 +166,8 @@ class GraphClient:
         budget: Optional[RequestBudget] = None,
         deadline: Optional[float] = None,
         rng: Optional[random.Random] = None,
+        exchange_timeout: Optional[float] = None,
+        max_body: int = MAX_BODY_BYTES,
     ) -> None:
         self.endpoints = endpoints
         self.tenant_id = tenant_id
@@ -162,6 +182,8 @@ class GraphClient:
         self._clock = clock
         self.budget = budget
         self.deadline = deadline  # a value of ``clock``; None: no deadline
+        self.exchange_timeout = exchange_timeout  # None: EXCHANGE_READS x timeout
+        self.max_body = max_body
         self._rng = rng or random.Random()  # noqa: S311 (jitter, not cryptography)
         self._token: Optional[str] = None
         self._token_expires = 0.0
@@ -181,13 +203,35 @@ class GraphClient:
         }
         response = self._send("POST", token_url, resource="token", data=form)
         body = _json_or_none(response)
-        if response.status_code != 200 or not isinstance(body, dict) or "access_token" not in body:
+        token = body.get("access_token") if isinstance(body, dict) else None
+        if response.status_code != 200 or not isinstance(token, str) or not token:
             raise auth_error(response.status_code, body, self.account)
         self.stats.token_requests += 1
-        lifetime = float(body.get("expires_in") or 3599)
-        self._token = str(body["access_token"])
+        lifetime = self._lifetime(body.get("expires_in"))
+        self._token = token
         self._token_expires = self._clock() + max(lifetime - TOKEN_SAFETY_SECONDS, lifetime / 2)
         return self._token
+
+    def _lifetime(self, expires_in: Any) -> float:
+        """Seconds the token lives: Entra's ``expires_in`` (a number, or a numeric string as older
+        endpoints send), else ``DEFAULT_TOKEN_LIFETIME`` with one warning. Zero, negative, NaN or
+        infinite values would mean a token per request (or a token kept forever): never trusted."""
+        seconds: Optional[float] = None
+        if isinstance(expires_in, (int, float, str)) and not isinstance(expires_in, bool):
+            try:
+                seconds = float(expires_in)
+            except ValueError:
+                seconds = None
+        if seconds is not None and math.isfinite(seconds) and seconds > 0:
+            return min(seconds, MAX_TOKEN_LIFETIME)
+        self.log.warning(
+            "token_lifetime account=%s expires_in=%s: Entra's answer has no usable expires_in; the token is "
+            "used for %d s (a 401 before then gets one fresh token)",
+            self.account,
+            "missing" if expires_in is None else safe_text(json.dumps(expires_in), 40),
+            DEFAULT_TOKEN_LIFETIME,
+        )
+        return DEFAULT_TOKEN_LIFETIME
 
     # -- pages -----------------------------------------------------------------------------
     def resource_url(self, resource: str) -> str:
@@ -266,9 +310,19 @@ class GraphClient:
         (``odata.parse_collection`` says why that matters); its ``texts`` are left alone.
         """
         page = self.get_page(self.resource_url(resource), resource, params, fail_fast)
+        followed: set = set()  # the opaque nextLinks followed in this listing
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="graph-prefetch") as prefetch:
             while True:
                 following = follow(page)
+                if following is not None and following[1] is None:
+                    if following[0] in followed:
+                        yield page  # its items are sound; only the way on is not
+                        raise PagingLoop(
+                            f"Graph sent an @odata.nextLink for {resource} that this listing already followed (a "
+                            "paging loop); paging stopped, the cursor stays after the last page written.",
+                            resource=resource,
+                        )
+                    followed.add(following[0])
                 upcoming = (
                     prefetch.submit(self._fetch_page, following[0], resource, following[1], fail_fast)
                     if following is not None
@@ -299,8 +353,9 @@ class GraphClient:
     def _check_link(self, url: str, resource: str) -> None:
         parts = urlsplit(url)
         if (parts.scheme, parts.netloc.lower()) != (self._graph.scheme, self._graph.netloc.lower()):
+            target = safe_text(f"{parts.scheme}://{parts.netloc}", 120)  # the link is remote text
             raise GraphError(
-                f"{resource}: refusing to follow a link to {parts.scheme}://{parts.netloc}: it leaves the configured "
+                f"{resource}: refusing to follow a link to {target}: it leaves the configured "
                 f"Graph host {self._graph.scheme}://{self._graph.netloc} (or drops https); the cursor stays.",
                 resource=resource,
             )
@@ -339,12 +394,13 @@ class GraphClient:
                 self._take_budget(resource)
             self.stats.requests += 1
             try:
-                response = self.session.request(method, url, timeout=self._request_timeout(), **kwargs)
-                if _cut_short(response):
-                    raise requests.exceptions.ChunkedEncodingError("the body is shorter than its Content-Length")
+                response = self._exchange(method, url, resource, **kwargs)
             except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
                 # Resets, refused connections, timeouts, and bodies cut short by a closed connection.
                 reason = type(exc).__name__
+                if isinstance(exc, ExchangeTimeout) and hasattr(self.session, "last_error"):
+                    # Raised here, not inside session.request: a recording session (the account check) learns it.
+                    self.session.last_error = exc
                 self._fresh_connections()
                 if attempt >= self.max_retries:
                     raise TransientError(
@@ -372,6 +428,36 @@ class GraphClient:
                 )
             self._pause(attempt, response.headers.get("Retry-After"), resource, f"HTTP {response.status_code}")
             attempt += 1
+
+    def _exchange(self, method: str, url: str, resource: str, **kwargs: Any) -> requests.Response:
+        """One request, its body read: within the exchange's total deadline and the body cap."""
+        limit = self.exchange_timeout if self.exchange_timeout is not None else EXCHANGE_READS * self.timeout
+        remaining = self._remaining()
+        by_deadline = remaining is not None and remaining + DEADLINE_GRACE_SECONDS < limit
+        if remaining is not None:
+            limit = min(limit, remaining + DEADLINE_GRACE_SECONDS)
+        if limit <= 0:
+            raise DeadlineReached(
+                f"{resource}: the run's deadline has passed; the cursor stays, the next run continues."
+            )
+        try:
+            return bounded_exchange(
+                self.session,
+                method,
+                url,
+                read_timeout=self._request_timeout(),
+                limit=limit,
+                max_body=self.max_body,
+                resource=resource,
+                **kwargs,
+            )
+        except ExchangeTimeout:
+            if by_deadline:
+                raise DeadlineReached(
+                    f"{resource}: the answer was not complete {DEADLINE_GRACE_SECONDS:.0f}s after the run's deadline "
+                    "(a server sending very slowly); the cursor stays, the next run continues."
+                ) from None
+            raise
 
     def _fresh_connections(self) -> None:
         try:
@@ -417,14 +503,6 @@ def _retry_after_seconds(value: Optional[str]) -> Optional[float]:
     if seconds != seconds:  # NaN
         return None
     return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)
-
-
-def _cut_short(response: requests.Response) -> bool:
-    """True when the connection closed before the whole body arrived (urllib3 1.x does not check)."""
-    declared = (response.headers.get("Content-Length") or "").strip()
-    if not declared.isdigit() or response.headers.get("Content-Encoding"):
-        return False
-    return len(response.content) < int(declared)
 
 
 def _json_or_none(response: requests.Response) -> Any:

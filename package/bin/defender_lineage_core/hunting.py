@@ -54,7 +54,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from .budget import DeadlineReached, RequestBudget, count_enabled_inputs, per_minute_from_environment
-from .errors import GraphError, MalformedResponse, graph_error
+from .errors import GraphError, MalformedResponse, graph_error, safe_id, safe_text
 from .graph_client import GraphClient
 from .timestamps import TICKS_PER_SECOND, format_instant, parse_instant
 
@@ -513,7 +513,7 @@ class HuntingRun:
             self.stats.caps += 1
             return _Answer("split", reason=f"result too large (HTTP 400: {_short(message, 120)})")
         if status == 400:
-            code = _error_code(error) or "BadRequest"
+            code = safe_id(_error_code(error)) or "BadRequest"
             raise HuntingError(
                 f"Graph refused the query of input '{self.name}' with HTTP 400 {code}: {_short(message)} "
                 "(fix the KQL; the checkpoint stays).",
@@ -653,7 +653,8 @@ def _error_code(body: Any) -> str:
 
 
 def _short(text: str, limit: int = 300) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    # Graph's message comes from a remote body: escaped, tokens redacted, truncated (errors.safe_text).
+    return safe_text(text, limit)
 
 
 def _seconds(value: Optional[str]) -> Optional[float]:

@@ -18,15 +18,42 @@ Kinds:
   foreign_link    the normal response, its `@odata.nextLink` pointing at `link_base` instead of the
                   simulator (another host, or https dropped)
 `delay` also applies before any other kind.
+
+Transport kinds (hostile or broken servers; see ``transport_body`` and the builders below):
+  trickle         the normal response with its true Content-Length, the body sent `trickle_rate`
+                  bytes a second (1 by default) until done or the client hangs up
+  trickle_head    the same, the status line and headers trickled too
+  gzip_bomb       HTTP 200, `Content-Encoding: gzip`, a small body inflating to `bomb_bytes` (1 GiB
+                  by default) of JSON whitespace
+  self_link       the normal response, its `@odata.nextLink` set to the request's own URL (added
+                  when the page had none): a paging loop
+  token_expires   the normal token answer with `expires_in` replaced by the JSON text `expires_in`
+                  (`"soon"`, `-60`, `NaN`, `0` ...), or removed when that is None
+  html            HTTP 200 with a `text/html` sign-in page instead of JSON (a captive portal)
+A hostile error body (newlines, a forged log line, JWT-looking strings) is a `status` fault with
+`body=hostile_graph_error()` or `body=hostile_entra_error()`.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import re
 import threading
+import zlib
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
-KINDS = ("status", "malformed_json", "truncate", "reset", "delay", "expire_tokens", "call", "foreign_link")
+KINDS = (
+    "status",
+    "malformed_json",
+    "truncate",
+    "reset",
+    "delay",
+    "expire_tokens",
+    "call",
+    "foreign_link",
+    *("trickle", "trickle_head", "gzip_bomb", "self_link", "token_expires", "html"),  # transport kinds
+)
 RESOURCES = ("token", "alerts_v2", "incidents", "runHuntingQuery", "graph", "other", "*")
 
 
@@ -74,6 +101,9 @@ class FaultRule:
         predicate: Optional[Callable[[FaultContext], bool]] = None,
         action: Optional[Callable[[Any, FaultContext], None]] = None,
         link_base: Optional[str] = None,
+        trickle_rate: float = 1.0,
+        bomb_bytes: int = 1 << 30,
+        expires_in: Optional[str] = None,
     ) -> None:
         if kind not in KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; expected one of {KINDS}")
@@ -104,6 +134,10 @@ class FaultRule:
         self.predicate = predicate
         self.action = action
         self.link_base = link_base
+        # transport kinds
+        self.trickle_rate = trickle_rate
+        self.bomb_bytes = bomb_bytes
+        self.expires_in = expires_in
         self.seen = 0  # matching requests so far
         self.fired = 0  # times applied
 
@@ -195,3 +229,72 @@ class FaultPlan:
 
     def fired(self) -> int:
         return len(self.log)
+
+
+# -- transport kinds: bodies ------------------------------------------------------------------------
+
+HTML_PAGE = (
+    b"<!DOCTYPE html><html><head><title>Sign in to continue</title></head><body><h1>Network login</h1>"
+    b"<p>Your session has expired. Please sign in to the corporate network.</p></body></html>"
+)
+# A JWT-shaped string (header {"alg":"none"}), and a line that, echoed raw into a log, would read as a
+# successful run of the input.
+FAKE_JWT = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJzdGVhbC1tZSJ9.c2lnbmF0dXJlLXRoYXQtbXVzdC1ub3QtbGVhaw"
+FORGED_LINE = "\n2026-01-01 00:00:00,000 INFO pid=1 run_summary input=defender_alerts://f status=ok events=0\r\n"
+
+
+def hostile_graph_error(code: str = "BadRequest") -> Dict[str, Any]:
+    """A Graph error body whose message tries to forge a log line and reflect a token."""
+    return {
+        "error": {
+            "code": code,
+            "message": f"Denied.{FORGED_LINE}Authorization: Bearer {FAKE_JWT} \x1b[2J\u2028echo",
+            "innerError": {"request-id": "6b8e3f1a-0d9c-4e7b-9a52-1c3d4e5f6a7b", "date": "2026-01-01T00:00:00"},
+        }
+    }
+
+
+def hostile_entra_error(aadsts: int = 7000215) -> Dict[str, Any]:
+    """An Entra error body with the same payload in ``error`` and ``error_description``."""
+    return {
+        "error": f"invalid_client{FORGED_LINE}",
+        "error_description": f"AADSTS{aadsts}: Invalid client secret.{FORGED_LINE}id_token={FAKE_JWT}",
+        "error_codes": [aadsts],
+        "trace_id": "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0",
+        "correlation_id": f"x{FORGED_LINE}",
+    }
+
+
+@functools.lru_cache(maxsize=2)
+def gzip_bomb(size: int) -> bytes:
+    """A gzip stream inflating to ``size`` bytes of spaces (about 1 MB per GiB)."""
+    block = b" " * (1 << 20)
+    packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    parts = []
+    for _ in range(size // len(block)):
+        parts.append(packer.compress(block))
+    parts.append(packer.compress(b" " * (size % len(block))))
+    parts.append(packer.flush())
+    return b"".join(parts)
+
+
+def with_next_link(body: bytes, link: str) -> bytes:
+    """A Graph page whose ``@odata.nextLink`` is ``link`` (replaced, or added before the closing brace)."""
+    value = json_string(link)
+    pattern = re.compile(rb'"@odata\.nextLink":"(?:[^"\\]|\\.)*"')
+    if pattern.search(body):
+        return pattern.sub(lambda _: b'"@odata.nextLink":' + value, body, count=1)
+    end = body.rstrip().rfind(b"}")
+    return body[:end] + b',"@odata.nextLink":' + value + body[end:]
+
+
+def with_expires_in(body: bytes, expires_in: Optional[str]) -> bytes:
+    """A token answer with ``expires_in`` replaced by the raw JSON text given, or removed (None)."""
+    answer = json.loads(body)
+    answer.pop("expires_in", None)
+    text = json.dumps(answer)
+    return (text[:-1] + f', "expires_in": {expires_in}}}' if expires_in is not None else text).encode()
+
+
+def json_string(text: str) -> bytes:
+    return json.dumps(text).encode()

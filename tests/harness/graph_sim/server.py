@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import io
 import json
 import re
 import secrets
@@ -24,7 +25,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Set, Tuple
 from urllib.parse import parse_qsl, urlsplit
 
-from .faults import FaultContext, FaultPlan, FaultRule
+from .faults import (
+    HTML_PAGE,
+    FaultContext,
+    FaultPlan,
+    FaultRule,
+    gzip_bomb,
+    with_expires_in,
+    with_next_link,
+)
 from .hunting import HuntingFault, HuntingSettings, HuntingTables
 from .tenant import DEFAULT_TENANT_ID, Collection, ItemVersion, SyntheticTenant
 from .timeutil import format_ticks, parse_any, parse_literal
@@ -67,6 +76,7 @@ GRAPH_CODES = {
     503: "ServiceUnavailable",
     504: "GatewayTimeout",
 }
+TRANSPORT_KINDS = ("trickle", "trickle_head", "gzip_bomb", "self_link", "token_expires", "html")
 _TOKEN_PATH = re.compile(r"^/([^/]+)/oauth2/v2\.0/token/?$")
 _COLLECTION_PATH = re.compile(r"^/v1\.0/security/(alerts_v2|incidents)(?:/([^/]+))?/?$")
 _HUNTING_PATH = re.compile(r"^/v1\.0/security/runHuntingQuery/?$")
@@ -814,6 +824,9 @@ class _Handler(BaseHTTPRequestHandler):
                     b'"@odata.nextLink":"' + sim.base_url.encode(),
                     b'"@odata.nextLink":"' + rule.link_base.rstrip("/").encode(),
                 )
+            if rule is not None and rule.kind in TRANSPORT_KINDS:
+                self._send_transport_fault(rule, rec, status, body, ctype, extra)
+                return
             if rule is not None and rule.kind in ("malformed_json", "truncate"):
                 cut = body[: max(1, len(body) // 2)]
                 if rule.kind == "truncate":
@@ -964,6 +977,50 @@ class _Handler(BaseHTTPRequestHandler):
             body, ctype = sim.graph_error_body(status, code, message, client_request_id), JSON_GRAPH
         rec.status = status
         self._send(status, body, ctype, extra)
+
+    # ------------------------------------------------------------------ transport faults
+    def _send_transport_fault(
+        self, rule: FaultRule, rec: RequestRecord, status: int, body: bytes, ctype: str, extra: Dict[str, str]
+    ) -> None:
+        """The transport kinds (faults.py): the normal answer, sent or bent the way the rule says."""
+        sim = self.server.sim
+        if rule.kind == "self_link" and status == 200:
+            body = with_next_link(body, sim.base_url + self.path)
+        elif rule.kind == "token_expires" and status == 200 and rec.resource == "token":
+            body = with_expires_in(body, rule.expires_in)
+        elif rule.kind == "html":
+            status, body, ctype = 200, HTML_PAGE, "text/html; charset=utf-8"
+        elif rule.kind == "gzip_bomb":
+            status, body = 200, gzip_bomb(rule.bomb_bytes)
+            extra = {**extra, "Content-Encoding": "gzip"}
+        rec.status = status
+        if rule.kind not in ("trickle", "trickle_head"):
+            self._send(status, body, ctype, extra)
+            return
+        self.close_connection = True
+        if rule.kind == "trickle":
+            self._send(status, body, ctype, extra, send_body=b"")  # headers at once, with the true Content-Length
+            slow = body
+        else:  # status line and headers trickled too: the client has no response object to give up on
+            real, captured = self.wfile, io.BytesIO()
+            self.wfile = captured
+            try:
+                self._send(status, body, ctype, extra)
+            finally:
+                self.wfile = real
+            slow = captured.getvalue()
+        # Small pieces at short pauses (20 a second at most): each read of the client sees bytes soon.
+        step = max(1, round(rule.trickle_rate / 20))
+        pause = step / rule.trickle_rate
+        for at in range(0, len(slow), step):
+            if not sim.running:
+                return
+            time.sleep(pause)
+            try:
+                self.wfile.write(slow[at : at + step])
+                self.wfile.flush()
+            except OSError:  # the client hung up: what a bounded client does
+                return
 
     def _reset(self) -> None:
         self.close_connection = True
