@@ -113,3 +113,31 @@ def test_handlers_answer_as_splunkd_does(web_standin: SplunkWebStandin, splunkd:
     # an input's disabled flag is a JSON boolean, as splunkd renders it
     status, body = browser.call("GET", f"{APP_PATH}/ta_defender_lineage_defender_hunting?count=-1")
     assert status == 200 and {e["content"]["disabled"] for e in body["entry"]} == {True}
+
+
+def test_proxy_password_is_not_sent_to_a_new_proxy_without_being_entered_again(
+    web_standin: SplunkWebStandin, splunkd: SplunkdStandin
+) -> None:
+    """Through the shipped settings handler: moving the proxy with the stored password is refused."""
+    browser = Browser(web_standin)
+    browser.open_page()
+    proxy = f"{APP_PATH}/ta_defender_lineage_settings/proxy"
+    first = {
+        "proxy_enabled": "0",
+        "proxy_type": "http",
+        "proxy_url": "proxy.corp.example.com",
+        "proxy_port": "3128",
+        "proxy_username": "svc",
+        "proxy_password": "first-proxy-secret",
+    }
+    assert browser.call("POST", proxy, first)[0] == 200
+    moved = {**first, "proxy_url": "proxy.attacker.example", "proxy_password": "******"}
+    status, body = browser.call("POST", proxy, moved)
+    shown = UCC_ERROR.match(body["messages"][0]["text"]) if status == 500 else None
+    assert shown is not None and "enter the proxy password again" in shown.group(1), (status, body)
+    assert "first-proxy-secret" not in json.dumps(body)
+    assert (splunkd.conf_stanza("ta_defender_lineage_settings", "proxy") or {})["proxy_url"] == "proxy.corp.example.com"
+    # the same proxy with the placeholder is an ordinary edit; a move with the password typed again is allowed
+    assert browser.call("POST", proxy, {**first, "proxy_port": "3128", "proxy_password": "******"})[0] == 200
+    assert browser.call("POST", proxy, {**moved, "proxy_password": "second-proxy-secret"})[0] == 200
+    assert (splunkd.conf_stanza("ta_defender_lineage_settings", "proxy") or {})["proxy_url"] == "proxy.attacker.example"

@@ -64,3 +64,39 @@ def refuse_redirected_credential(payload: Mapping[str, Any], stored: Mapping[str
     elif entered(payload, "client_secret"):
         return
     raise ConfigError(REENTER_MESSAGE)
+
+
+PROXY_ENDPOINT_FIELDS = ("proxy_url", "proxy_port", "proxy_type")
+
+PROXY_REENTER_MESSAGE = (
+    "Proxy host, port or type changed: enter the proxy password again in the same save (or clear it). "
+    "A stored proxy password is only ever sent to the proxy it was saved for."
+)
+
+
+def _proxy_endpoint(values: Mapping[str, Any]) -> tuple[str, str, str]:
+    port = _text(values, "proxy_port")
+    return (
+        _text(values, "proxy_url").lower(),
+        str(int(port)) if port.isdigit() else port,
+        _text(values, "proxy_type").lower() or "http",
+    )
+
+
+def refuse_redirected_proxy_password(payload: Mapping[str, Any], stored: Mapping[str, Any]) -> None:
+    """Raise ``ConfigError`` when a proxy edit points the proxy elsewhere but keeps the stored password.
+
+    The proxy password travels to the proxy itself (``Proxy-Authorization``, or SOCKS5's RFC 1929
+    exchange), unlike the account's secret, which a CONNECT or SOCKS5 tunnel carries inside TLS. So
+    it is bound to the proxy's host, port and type as the account's credential is bound to its
+    endpoints. ``stored``: the proxy stanza as saved (decrypted). A save that leaves the password
+    out or sends UCC's placeholder keeps the stored one; an empty value clears it (nothing is sent).
+    """
+    if not _text(stored, "proxy_password"):
+        return  # nothing stored to redirect
+    merged = {**stored, **{k: v for k, v in payload.items() if k in PROXY_ENDPOINT_FIELDS and v is not None}}
+    if _proxy_endpoint(merged) == _proxy_endpoint(stored):
+        return
+    if "proxy_password" in payload and _text(payload, "proxy_password") not in PLACEHOLDERS:
+        return  # re-entered (or cleared) in this very save
+    raise ConfigError(PROXY_REENTER_MESSAGE)
