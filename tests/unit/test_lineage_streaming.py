@@ -205,3 +205,15 @@ def test_hunting_table_empty_for_other_shapes() -> None:
     result = place(_graph_alert())
     assert result["hunting_table"] == ""
     assert lineage.OUTPUT_FIELDS[-2:] == ("hunting_table", "lineage_warning")
+
+
+def test_searchbnf_and_readme_describe_every_output_field_and_the_streaming_shapes() -> None:
+    repo = FIXTURES.parents[1]
+    bnf = (repo / "package" / "default" / "searchbnf.conf").read_text(encoding="utf-8")
+    readme = (repo / "README.md").read_text(encoding="utf-8")
+    for name in OUTPUT_FIELDS:
+        assert name in bnf, name
+        assert f"`{name}`" in readme, name
+    for text in (bnf, readme):
+        assert "AdvancedHunting-<Table>" in text
+        assert all(st in text for st in STREAMING.sourcetypes)
