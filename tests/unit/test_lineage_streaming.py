@@ -217,3 +217,15 @@ def test_searchbnf_and_readme_describe_every_output_field_and_the_streaming_shap
     for text in (bnf, readme):
         assert "AdvancedHunting-<Table>" in text
         assert all(st in text for st in STREAMING.sourcetypes)
+
+
+def test_own_hunting_rows_give_the_table_their_input_named() -> None:
+    row = {"AlertId": "da1", "ServiceSource": "Microsoft Defender for Endpoint", "HuntingTable": "AlertInfo"}
+    source = f"ms_graph://{TENANT}/security/runHuntingQuery/alerts"
+    result = place({"_raw": json.dumps(row), "sourcetype": "ms:defender:graph:hunting", "source": source})
+    assert (result["lineage_layer"], result["hunting_table"]) == ("hunting", "AlertInfo")
+    extracted = place({"_raw": "{}", "sourcetype": "ms:defender:graph:hunting", "HuntingTable": "EmailEvents"})
+    assert extracted["hunting_table"] == "EmailEvents"
+    # a row whose query named no single table says nothing
+    unnamed = {k: v for k, v in row.items() if k != "HuntingTable"}
+    assert place({"_raw": json.dumps(unnamed), "sourcetype": "ms:defender:graph:hunting"})["hunting_table"] == ""

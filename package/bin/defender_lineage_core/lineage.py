@@ -110,6 +110,7 @@ class Shape:
     detection: Tuple[str, ...] = ()
     redirect: Tuple[str, ...] = ()
     alerts: str = ""
+    table: Tuple[str, ...] = ()  # the advanced-hunting table, when the event names it
     # Streaming API records: recognised by this ``category`` prefix, never by sourcetype alone
     # (``mscs:azure:eventhub`` carries every Azure log, not only Defender's).
     category_prefix: str = ""
@@ -142,6 +143,7 @@ GRAPH_HUNTING = Shape(
     incident_id=("IncidentId",),
     service=("ServiceSource",),
     detection=("DetectionSource",),
+    table=("HuntingTable",),  # added by this add-on's defender_hunting input (hunting.py)
 )
 LEGACY_INCIDENT = Shape(
     "m365d_incident",
@@ -604,7 +606,7 @@ def _place(event: _Event, result: Dict[str, str], incidents: Optional[IncidentLo
     result["lineage_layer"] = shape.layer
     result["lineage_depth"] = LAYER_DEPTH[shape.layer]
     result["tenant_id"] = _tenant(event)
-    result["hunting_table"] = event.hunting_table
+    result["hunting_table"] = event.hunting_table or (event.first_of(shape.table) if shape.table else "")
     _PLACERS[shape.layer](event, shape, result, incidents)
 
 
