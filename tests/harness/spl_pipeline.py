@@ -5,7 +5,8 @@ raises :class:`UnsupportedSpl`, so a search this cannot run is never reported as
 expressions go through the search-time interpreter (``searchtime.evaluate``), with Splunk's null
 and multivalue semantics. Semantics followed (Search Reference):
 
-- the base search: ``index=``, ``sourcetype=`` and ``field="value"`` terms joined by AND / OR, and
+- the base search (and ``search`` later in the pipeline): ``index=``, ``sourcetype=`` and
+  ``field="value"`` terms (``*`` matching any text, case-insensitively) joined by AND / OR, and
   quoted phrases (``"AdvancedHunting-AlertInfo"``): an event matches when its ``_raw`` holds the
   phrase, case-insensitively ("Search terms are case-insensitive"), between breakers (Splunk
   matches whole segments: ``"AlertInfo"`` does not match ``AlertInfoX``);
@@ -20,7 +21,8 @@ and multivalue semantics. Semantics followed (Search Reference):
 - ``stats values(x)|values(eval(...))|first(x)|dc(x)|min(x)|max(x) as y ... by ...``: a result
   missing a ``by`` field is dropped; ``values`` are distinct and sorted lexicographically;
   ``min``/``max`` over numbers only;
-- ``table`` / ``fields -``: keep / drop fields;
+- ``table`` / ``fields -``: keep / drop fields; ``rename a as "b", ...``;
+- ``stats sum(x)``: over numbers only;
 - ``defenderlineage``: the core's ``place`` and ``enrich`` over an incident store (a fetcher), as
   the command's ``stream`` does; ``incidents=false``: ``place`` only (no ``incident_*`` fields).
 """
@@ -127,9 +129,13 @@ def base_search_expression(text: str) -> str:
             out.append("AND")
         if field is not None:
             literal = value.strip('"')
-            if "*" in literal:
-                raise UnsupportedSpl("wildcards in the base search")
-            out.append(f'{field}=="{literal}"')
+            if "\\" in literal:
+                raise UnsupportedSpl("escapes in the base search")
+            if "*" in literal:  # "*" matches any text; field values match case-insensitively
+                pattern = ".*".join(re.escape(part) for part in literal.split("*"))
+                out.append(f'match({field}, "(?i)^{pattern}$")')
+            else:
+                out.append(f'{field}=="{literal}"')
         elif phrase is not None:
             if "*" in phrase or "\\" in phrase or not phrase:
                 raise UnsupportedSpl("wildcards or escapes in a base search phrase")
@@ -267,12 +273,37 @@ class Pipeline:
             return present[0] if present else None
         if fn == "dc":
             return float(len({v for value in column for v in _values(value)}))
+        if fn == "sum":
+            values = [v for value in column for v in _values(value)]
+            numbers = [n for n in (_number(v) for v in values) if n is not None]
+            if len(numbers) != len(values):
+                raise UnsupportedSpl("sum() over text is not implemented here")
+            return sum(numbers) if numbers else None
         if fn in ("min", "max"):
             numbers = [n for value in column for n in (_number(v) for v in _values(value)) if n is not None]
             if len(numbers) != len([v for value in column for v in _values(value)]):
                 raise UnsupportedSpl(f"{fn}() over text is not implemented here")
             return (min if fn == "min" else max)(numbers) if numbers else None
         raise UnsupportedSpl(f"aggregation {fn}()")
+
+    def c_search(self, args: str, results: List[Result]) -> List[Result]:
+        return self.base(args, results)
+
+    def c_rename(self, args: str, results: List[Result]) -> List[Result]:
+        pairs = []
+        for part in split_top(args, ","):
+            m = re.fullmatch(r'\s*(\w+)\s+as\s+(\w+|"[^"]+")\s*', part)
+            if not m:
+                raise UnsupportedSpl(f"rename {part[:40]!r}")
+            pairs.append((m.group(1), m.group(2).strip('"')))
+        out = []
+        for r in results:
+            row = dict(r)
+            for old, new in pairs:
+                if old in row:
+                    row[new] = row.pop(old)
+            out.append(row)
+        return out
 
     def c_stats(self, args: str, results: List[Result]) -> List[Result]:
         aggs, by = self._aggregations(args)

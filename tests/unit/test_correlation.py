@@ -212,7 +212,7 @@ def test_tuning_macros_are_numbers(name: str) -> None:
         "index=defender | streamstats current=false last(x) as y by z",
         "index=defender | stats median(x) as y by z",
         "index=defender | fields a",
-        "index=defender sourcetype=ms* | table a",
+        "index=defender | rename a",  # rename without "as"
         "index=defender | defenderlineage incidents=maybe",
     ],
 )

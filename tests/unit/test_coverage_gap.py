@@ -123,3 +123,51 @@ def test_a_base_search_mixing_or_and_and_at_one_level_is_refused() -> None:
     with pytest.raises(UnsupportedSpl):
         base_search_expression('index=defender "AdvancedHunting-AlertInfo" OR sourcetype="x"')
     assert base_search_expression('(index=defender "a") OR (sourcetype="x")')
+
+
+@pytest.mark.parametrize(
+    ("term", "value", "matches"),
+    [
+        ('source="ms_graph://T1/*"', "ms_graph://t1/security/alerts_v2", True),
+        ('source="ms_graph://T1/*"', "ms_graph://T2/security/alerts_v2", False),
+        ("sourcetype=ms*", "MS:defender:graph:alert", True),
+        ('source="*"', "anything", True),
+    ],
+)
+def test_a_base_search_wildcard_matches_any_text_case_insensitively(term: str, value: str, matches: bool) -> None:
+    field = term.split("=")[0]
+    results = Pipeline(NOW).run(f"index=defender {term}", [{"index": "defender", field: value}])
+    assert bool(results) is matches
+    assert Pipeline(NOW).run(f"index=defender {term}", [{"index": "defender"}]) == []  # no field, no match
+
+
+# --- the funnel panel of the lineage dashboard ---------------------------------------------------
+
+
+def _funnel_query(tenant: str) -> str:
+    from tests.unit.test_searches import dashboards
+
+    query = dashboards()["defender_lineage"][1]["dataSources"]["ds_funnel"]["options"]["query"]
+    return expand(query.replace("$account_tenant$", tenant).replace("$tenant$", "*"), macros())
+
+
+def test_funnel_counts_each_products_alerts_per_layer() -> None:
+    from defender_lineage_core.incident_store import docs_from_alert, docs_from_incident
+    from tests.integration.test_enrichment import alert_item, incident_item
+
+    docs = docs_from_incident(incident_item("31337"), TENANT) + docs_from_alert(alert_item(MDE, "31337"), TENANT)
+
+    def store(incident_keys: Any, alert_keys: Any) -> List[Dict[str, Any]]:
+        return [d for d in docs if d.get("incident_key") in incident_keys or d.get("alert_key") in alert_keys]
+
+    events = _corpus()
+    results = Pipeline(NOW, store=store).run(_funnel_query(TENANT), copy.deepcopy(events))
+    rows = {r["product"]: r for r in results}
+    stages = ("1. hunting row (AlertInfo)", "2. alert (alerts_v2)", "3. in an incident")
+    assert {p: tuple(rows[p].get(s) for s in stages) for p in rows} == {
+        "Microsoft Defender for Endpoint": (1, 1, 1),  # streamed, in alerts_v2, in incident 31337
+        "Microsoft Defender for Office 365": (1, 0, 0),  # streamed only: the leak
+        "Microsoft Defender for Cloud Apps": (1, 0, 0),
+    }
+    # another tenant's filter keeps nothing of this one
+    assert Pipeline(NOW, store=store).run(_funnel_query("other-tenant"), copy.deepcopy(events)) == []
