@@ -13,7 +13,7 @@ workloads (issue 18):
 The commands:
 
   (a) a splunklib StreamingCommand that passes records through (no-op);
-  (b) a splunklib StreamingCommand that adds the same 19 fields (12 lineage + 7 incident_*) with
+  (b) a splunklib StreamingCommand that adds the same 20 fields (13 lineage + 7 incident_*) with
       constant values;
   (c) ``defenderlineage incidents=false``;
   (d) ``defenderlineage`` (incidents=true) against the splunkd stand-in, whose KV store holds the

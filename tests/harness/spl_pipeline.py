@@ -5,7 +5,11 @@ raises :class:`UnsupportedSpl`, so a search this cannot run is never reported as
 expressions go through the search-time interpreter (``searchtime.evaluate``), with Splunk's null
 and multivalue semantics. Semantics followed (Search Reference):
 
-- the base search: ``index=``, ``sourcetype=`` and ``field="value"`` terms joined by AND / OR;
+- the base search (and ``search`` later in the pipeline): ``index=``, ``sourcetype=`` and
+  ``field="value"`` terms (``*`` matching any text, case-insensitively) joined by AND / OR, and
+  quoted phrases (``"AdvancedHunting-AlertInfo"``): an event matches when its ``_raw`` holds the
+  phrase, case-insensitively ("Search terms are case-insensitive"), between breakers (Splunk
+  matches whole segments: ``"AlertInfo"`` does not match ``AlertInfoX``);
 - ``eval``: assignments left to right, each seeing the ones before it;
 - ``where``: keeps a result whose expression is true (null is not true);
 - ``mvexpand f``: one result per value of ``f``;
@@ -17,9 +21,10 @@ and multivalue semantics. Semantics followed (Search Reference):
 - ``stats values(x)|values(eval(...))|first(x)|dc(x)|min(x)|max(x) as y ... by ...``: a result
   missing a ``by`` field is dropped; ``values`` are distinct and sorted lexicographically;
   ``min``/``max`` over numbers only;
-- ``table`` / ``fields -``: keep / drop fields;
+- ``table`` / ``fields -``: keep / drop fields; ``rename a as "b", ...``;
+- ``stats sum(x)``: over numbers only;
 - ``defenderlineage``: the core's ``place`` and ``enrich`` over an incident store (a fetcher), as
-  the command's ``stream`` does.
+  the command's ``stream`` does; ``incidents=false``: ``place`` only (no ``incident_*`` fields).
 """
 
 from __future__ import annotations
@@ -103,12 +108,13 @@ def _assignments(args: str) -> List[Tuple[str, str]]:
     return pairs
 
 
-_BASE_TOKEN = re.compile(r'\s*(?:(\w+)=("[^"]*"|[^\s()]+)|(\()|(\))|(OR|AND)\b)')
+_BASE_TOKEN = re.compile(r'\s*(?:(\w+)=("[^"]*"|[^\s()]+)|"([^"]*)"|(\()|(\))|(OR|AND)\b)')
 
 
 def base_search_expression(text: str) -> str:
     """A base search of field=value terms, parentheses, OR and AND as an eval expression (adjacent
-    terms are ANDed, as in SPL). Wildcards and free-text terms are refused."""
+    terms are ANDed, as in SPL). A quoted phrase matches ``_raw`` (see the module docstring);
+    wildcards and unquoted free-text terms are refused."""
     out: List[str] = []
     pos = 0
     text = text.strip()
@@ -117,18 +123,43 @@ def base_search_expression(text: str) -> str:
         if not m or m.end() == pos:
             raise UnsupportedSpl(f"base search term at {text[pos : pos + 40]!r}")
         pos = m.end()
-        field, value, opening, closing, keyword = m.groups()
-        operand_start = field is not None or opening is not None
-        if operand_start and out and (out[-1] == ")" or out[-1].endswith('"')):
+        field, value, phrase, opening, closing, keyword = m.groups()
+        operand_start = field is not None or phrase is not None or opening is not None
+        if operand_start and out and out[-1] not in ("(", "OR", "AND"):
             out.append("AND")
         if field is not None:
             literal = value.strip('"')
-            if "*" in literal:
-                raise UnsupportedSpl("wildcards in the base search")
-            out.append(f'{field}=="{literal}"')
+            if "\\" in literal:
+                raise UnsupportedSpl("escapes in the base search")
+            if "*" in literal:  # "*" matches any text; field values match case-insensitively
+                pattern = ".*".join(re.escape(part) for part in literal.split("*"))
+                out.append(f'match({field}, "(?i)^{pattern}$")')
+            else:
+                out.append(f'{field}=="{literal}"')
+        elif phrase is not None:
+            if "*" in phrase or "\\" in phrase or not phrase:
+                raise UnsupportedSpl("wildcards or escapes in a base search phrase")
+            out.append(f'match(_raw, "(?i)(?<![A-Za-z0-9_]){re.escape(phrase)}(?![A-Za-z0-9_])")')
         else:
             out.append(opening or closing or keyword)
+    _refuse_mixed_precedence(out)
     return " ".join(out)
+
+
+def _refuse_mixed_precedence(tokens: List[str]) -> None:
+    """The search command evaluates OR before AND (Search Reference, "Boolean expressions": "1.
+    Expressions within parentheses 2. NOT clauses 3. OR clauses 4. AND clauses"), the opposite of
+    eval's precedence this runner evaluates with. A level mixing both is refused: parenthesise."""
+    levels: List[set] = [set()]
+    for token in tokens:
+        if token == "(":
+            levels.append(set())
+        elif token == ")":
+            levels.pop()
+        elif token in ("OR", "AND"):
+            levels[-1].add(token)
+            if len(levels[-1]) == 2:
+                raise UnsupportedSpl("OR and AND (or adjacent terms) at one level: Splunk reads OR first")
 
 
 def _env(result: Result, now: float) -> Dict[str, Value]:
@@ -242,12 +273,37 @@ class Pipeline:
             return present[0] if present else None
         if fn == "dc":
             return float(len({v for value in column for v in _values(value)}))
+        if fn == "sum":
+            values = [v for value in column for v in _values(value)]
+            numbers = [n for n in (_number(v) for v in values) if n is not None]
+            if len(numbers) != len(values):
+                raise UnsupportedSpl("sum() over text is not implemented here")
+            return sum(numbers) if numbers else None
         if fn in ("min", "max"):
             numbers = [n for value in column for n in (_number(v) for v in _values(value)) if n is not None]
             if len(numbers) != len([v for value in column for v in _values(value)]):
                 raise UnsupportedSpl(f"{fn}() over text is not implemented here")
             return (min if fn == "min" else max)(numbers) if numbers else None
         raise UnsupportedSpl(f"aggregation {fn}()")
+
+    def c_search(self, args: str, results: List[Result]) -> List[Result]:
+        return self.base(args, results)
+
+    def c_rename(self, args: str, results: List[Result]) -> List[Result]:
+        pairs = []
+        for part in split_top(args, ","):
+            m = re.fullmatch(r'\s*(\w+)\s+as\s+(\w+|"[^"]+")\s*', part)
+            if not m:
+                raise UnsupportedSpl(f"rename {part[:40]!r}")
+            pairs.append((m.group(1), m.group(2).strip('"')))
+        out = []
+        for r in results:
+            row = dict(r)
+            for old, new in pairs:
+                if old in row:
+                    row[new] = row.pop(old)
+            out.append(row)
+        return out
 
     def c_stats(self, args: str, results: List[Result]) -> List[Result]:
         aggs, by = self._aggregations(args)
@@ -296,17 +352,19 @@ class Pipeline:
         return out
 
     def c_defenderlineage(self, args: str, results: List[Result]) -> List[Result]:
-        if args:
+        if args not in ("", "incidents=false"):
             raise UnsupportedSpl("defenderlineage options")
-        if self.store is None:
+        with_store = args == ""
+        if with_store and self.store is None:
             raise UnsupportedSpl("defenderlineage without an incident store")
-        cache = IncidentCache(self.store)
+        cache = IncidentCache(self.store) if with_store and self.store is not None else None
         placed = [place(r) for r in results]
-        keys = [request_keys(f) for f in placed]
-        cache.prefetch({k for k, _a in keys if k}, {a for k, a in keys if not k and a})
+        if cache is not None:
+            keys = [request_keys(f) for f in placed]
+            cache.prefetch({k for k, _a in keys if k}, {a for k, a in keys if not k and a})
         out = []
         for r, fields in zip(results, placed):
-            extra = enrich(fields, cache)
+            extra = enrich(fields, cache) if cache is not None else {}
             row = dict(r)
             for name, value in {**fields, **extra}.items():
                 if value in ("", None, []):

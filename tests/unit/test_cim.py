@@ -121,6 +121,13 @@ def oracle(alert: Dict[str, Any]) -> Dict[str, List[str]]:
         elif kind == "ipEvidence" and ev.get("ipAddress"):
             if roles & ACTED or re.search(r"(?i)\b(attacker|source)", detailed):
                 src.append(ev["ipAddress"])
+        elif kind == "networkConnectionEvidence":
+            dest += [a["ipAddress"] for a in [ev.get("destinationAddress") or {}] if a.get("ipAddress")]
+            src += [a["ipAddress"] for a in [ev.get("sourceAddress") or {}] if a.get("ipAddress")]
+        elif kind == "hostLogonSessionEvidence":
+            host = ev.get("host") or {}
+            if host.get("deviceDnsName") or host.get("hostName"):
+                dest.append(host.get("deviceDnsName") or host.get("hostName"))
     src += [ev["senderIp"] for ev in evidence if ev.get("senderIp")]
     users = [a.get("userPrincipalName") or a.get("accountName") for a in _accounts(evidence)]
     users += [a["userPrincipalName"] for a in _accounts(evidence) if a.get("userPrincipalName")]
@@ -223,6 +230,39 @@ def test_identity_alert_splits_attacker_and_attacked(
     ip = next(e for e in alert["evidence"] if e["@odata.type"].endswith("ipEvidence"))
     assert f["src"] == [attacker["deviceDnsName"], ip["ipAddress"]]
     assert f["dest"] == [attacked["deviceDnsName"]]
+
+
+def _evidence(kind: str, **props: Any) -> Dict[str, Any]:
+    base = {"@odata.type": f"#microsoft.graph.security.{kind}", "createdDateTime": "2026-09-14T08:00:00Z"}
+    return {**base, "roles": [], "verdict": "suspicious", "remediationStatus": "none", **props}
+
+
+def test_newer_evidence_types_feed_dest_src_user_and_file_hash(props: configparser.RawConfigParser) -> None:
+    """Evidence types of the current schema (reference §1.2: networkConnection, hostLogonSession,
+    servicePrincipal, fileHash) where they mean a destination, a source, an identity or a hash."""
+    alert = sample("alert_v2.json")
+    sha = "0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f9"
+    alert["evidence"] = [
+        _evidence(
+            "networkConnectionEvidence",
+            sourceAddress={"ipAddress": "10.0.4.17"},
+            destinationAddress={"ipAddress": "203.0.113.45"},
+            destinationPort=443,
+            protocol="tcp",
+        ),
+        _evidence("hostLogonSessionEvidence", host={"deviceDnsName": "dc01.contoso.com"}, sessionId="s1"),
+        _evidence("servicePrincipalEvidence", servicePrincipalName="backup-automation", appId="a1"),
+        _evidence("fileHashEvidence", algorithm="sha256", value=sha),
+        _evidence("fileEvidence", fileDetails={"fileName": "x.exe", "sha256": sha.upper()}),
+        _evidence("sasTokenEvidence", signatureHash="h", protocol="https"),  # no CIM meaning: nothing
+    ]
+    f = extract(props, ALERT, compact(alert))
+    assert f["dest"] == ["203.0.113.45", "dc01.contoso.com"]
+    assert f["src"] == ["10.0.4.17"]
+    assert f["user"] == ["backup-automation"]
+    assert f["file_hash"] == [sha.upper(), sha]
+    expected = oracle(alert)
+    assert (f["dest"], f["src"]) == (expected["dest"], expected["src"])
 
 
 def test_device_without_dns_name_falls_back_to_host_name(props: configparser.RawConfigParser) -> None:

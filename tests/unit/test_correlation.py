@@ -212,8 +212,8 @@ def test_tuning_macros_are_numbers(name: str) -> None:
         "index=defender | streamstats current=false last(x) as y by z",
         "index=defender | stats median(x) as y by z",
         "index=defender | fields a",
-        "index=defender sourcetype=ms* | table a",
-        "index=defender | defenderlineage incidents=false",
+        "index=defender | rename a",  # rename without "as"
+        "index=defender | defenderlineage incidents=maybe",
     ],
 )
 def test_pipeline_refuses_what_it_does_not_implement(search: str) -> None:

@@ -10,6 +10,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import pytest
 
+from defender_lineage_core import hunting
 from defender_lineage_core.budget import DeadlineReached
 from defender_lineage_core.errors import GraphError
 from defender_lineage_core.graph_client import ClientStats, GraphClient
@@ -529,3 +530,36 @@ def test_inputs_conf_keeps_what_ucc_generates():
         parse_lookback(values["lookback"])
     assert any(v["query"].startswith("AlertInfo") and "AlertEvidence" in v["query"] for v in examples.values())
     assert any("DeviceProcessEvents" in v["query"] for v in examples.values())
+
+
+# ---- the table a query reads (defenderlineage's hunting_table) ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "table"),
+    [
+        ("AlertInfo", "AlertInfo"),
+        ("  DeviceProcessEvents\n| where FileName == 'x.exe'", "DeviceProcessEvents"),
+        ("AlertEvidence|take 10", "AlertEvidence"),
+        ("AlertInfo; ", "AlertInfo"),
+        ("let t = 1d; AlertInfo | where Timestamp > ago(t)", ""),
+        ("union DeviceProcessEvents, DeviceFileEvents", ""),
+        ("search in (AlertInfo) 'x'", ""),
+        ("AlertInfo join AlertEvidence", ""),
+        ("print 1", ""),
+    ],
+)
+def test_query_table(query: str, table: str) -> None:
+    assert hunting.query_table(query) == table
+
+
+def test_rows_name_the_table_their_query_reads_and_it_is_not_fingerprinted():
+    graph = FakeHunting(make_rows(3))
+    h = Harness(graph, now=T0 + 100 * S)
+    h.run()
+    assert [r.item[hunting.HUNTING_TABLE_FIELD] for r in h.written] == ["DeviceProcessEvents"] * 3
+    assert all(r.item[hunting.QUERY_NAME_FIELD] == "dpe" for r in h.written)
+    row = {
+        k: v for k, v in h.written[0].item.items() if k not in (hunting.HUNTING_TABLE_FIELD, hunting.QUERY_NAME_FIELD)
+    }
+    assert hunting.fingerprint(row) in h.state.recent

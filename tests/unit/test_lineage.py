@@ -67,6 +67,7 @@ def test_graph_alert_sample(alert: dict[str, Any]) -> None:
         "alert_id": ALERT_ID,
         "incident_id": "31337",
         "incident_id_original": "",
+        "hunting_table": "",
         "lineage_warning": "",
     }
 

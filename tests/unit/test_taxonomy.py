@@ -46,6 +46,45 @@ def test_members_are_exactly_the_graph_enums_in_order() -> None:
     assert list(tx.DETECTION_MEMBERS) == GRAPH_DETECTIONS
 
 
+def _reference_members(heading: str) -> list[str]:
+    """The member column of a §1.3 enum table of the reference, in its order."""
+    section = REFERENCE.read_text(encoding="utf-8").split("### 1.3", 1)[1].split("### 1.4", 1)[0]
+    block = section.split(f"**{heading}**", 1)[1].split("\n\n", 2)[1]
+    members = []
+    for line in block.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 2 and cells[1].isdigit():
+            members.append(cells[0])
+    return members
+
+
+def test_members_are_the_references_current_tables() -> None:
+    """The reference is kept current with the CSDL (newest members included): the taxonomy follows it."""
+    assert _reference_members("serviceSource") == list(tx.SERVICE_MEMBERS)
+    assert _reference_members("detectionSource") == list(tx.DETECTION_MEMBERS)
+
+
+# Display forms the Defender streaming API's rows really carry (tests/fixtures/streaming).
+@pytest.mark.parametrize(
+    ("service", "detection", "expected"),
+    [
+        ("Defender for Cloud Apps", "UEBA", ("microsoftDefenderForCloudApps", "unknown")),
+        ("Defender for Endpoint", "Defender for Endpoint", ("microsoftDefenderForEndpoint",) * 2),
+        ("Defender for Office 365", "Defender for Office 365", ("microsoftDefenderForOffice365",) * 2),
+        ("Defender for Identity", "Defender for Identity", ("microsoftDefenderForIdentity",) * 2),
+        (
+            "Microsoft Defender for Cloud Apps",
+            "Defender for Cloud Apps",
+            ("microsoftDefenderForCloudApps", "cloudAppSecurity"),
+        ),
+    ],
+)
+def test_streaming_short_names(service: str, detection: str, expected: tuple[str, str]) -> None:
+    resolved = (tx.canonical_service(service), tx.canonical_detection(detection))
+    assert (resolved[0].value, resolved[1].value) == expected
+    assert all(r.known for r in resolved)
+
+
 @pytest.mark.parametrize("member", GRAPH_SERVICES)
 def test_every_service_member_maps_to_itself(member: str) -> None:
     for variant in _variants(member):

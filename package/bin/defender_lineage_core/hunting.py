@@ -73,6 +73,15 @@ MAX_RATE_RETRIES = 5
 MAX_QUOTA_WAITS = 3
 SAVE_EVERY_ROWS = 10_000
 QUERY_NAME_FIELD = "QueryName"
+# The advanced-hunting table the query reads, added to each row when the query names exactly one
+# (``defenderlineage`` gives it as ``hunting_table``). KQL's tabular expression statement starts
+# with the table name (``AlertInfo | where ...``); queries starting with ``let``, ``union``,
+# ``search`` or another operator read tables the input cannot name, and get no field.
+HUNTING_TABLE_FIELD = "HuntingTable"
+_QUERY_TABLE = re.compile(r"\A\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:\||;|\Z)")
+_NOT_TABLES = frozenset(
+    ("let", "union", "search", "find", "print", "range", "datatable", "externaldata", "evaluate", "set", "declare")
+)
 # Graph's limit on the KQL text is not documented for runHuntingQuery; the Defender portal and the
 # retired advanced-hunting API accept queries of some tens of thousands of characters. The input
 # refuses more than this (a query that long is almost certainly pasted data, not a query).
@@ -116,6 +125,14 @@ def parse_lookback(text: Optional[str]) -> int:
             f"lookback must be at most P{MAX_LOOKBACK_DAYS}D (advanced hunting keeps 30 days), not {text!r}."
         )
     return total
+
+
+def query_table(query: str) -> str:
+    """The table a KQL query reads when it starts with one (``AlertInfo | ...``), else ""."""
+    match = _QUERY_TABLE.match(query)
+    if match is None or match.group(1).lower() in _NOT_TABLES:
+        return ""
+    return match.group(1)
 
 
 def check_query(query: Optional[str]) -> str:
@@ -371,6 +388,7 @@ class HuntingRun:
         self.client = client
         self.query = query
         self.name = name
+        self.table = query_table(query)
         self.state = state
         self.emit = emit
         self.save = save
@@ -563,6 +581,8 @@ class HuntingRun:
             when = ticks if ticks is not None else end
             item = dict(row)
             item.setdefault(QUERY_NAME_FIELD, self.name)
+            if self.table:
+                item.setdefault(HUNTING_TABLE_FIELD, self.table)
             batch.append(Row(item, when))
             self.state.recent[key] = when
             if self.stats.newest is None or when > self.stats.newest:

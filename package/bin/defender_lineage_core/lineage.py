@@ -6,8 +6,21 @@ cannot be read is left empty and ``lineage_warning`` says why.
 
 Shapes are recognised from a small table (``SHAPES``): first by ``sourcetype``, then by the
 resource named in this add-on's ``source`` (``ms_graph://<tenant>/security/...``), then by the
-parsed event's ``@odata.type``, then by the keys it carries. Values are read from fields Splunk
+parsed event's ``@odata.type``, then as a Defender streaming API record (``category``
+``AdvancedHunting-<Table>``), then by the keys it carries. Values are read from fields Splunk
 already extracted; ``_raw`` is parsed (once) only when one of them is missing.
+
+Every rule looks at VALUES: a field that is present but empty decides nothing. In a real chunk
+every record carries every column of the chunk (splunkd sends the union), so an Event Hub record
+beside Graph alerts arrives with an empty ``serviceSource`` column, and beside legacy incidents
+with an empty ``incidentName``; neither makes it an alert or an incident.
+
+Streaming API records (Event Hub or Storage, e.g. sourcetypes ``ms:defender:eventhub`` and
+``mscs:azure:eventhub``) sit at layer ``hunting`` with ``hunting_table`` from ``category`` and
+``tenant_id`` from the envelope's ``tenantId``; their columns are read from ``properties``. A
+body of several records (``{"records": [...]}``, an Event Hub message that was not split) is
+placed from its FIRST streaming record; when a later record names another table, alert or
+tenant, ``lineage_warning`` says so (split the body at index time to place every record).
 
 ``lineage_path`` is top-down, levels joined by `` > ``; an unknown level is ``?``:
 
@@ -42,6 +55,7 @@ OUTPUT_FIELDS: Tuple[str, ...] = (
     "alert_id",
     "incident_id",
     "incident_id_original",
+    "hunting_table",
     "lineage_warning",
 )
 
@@ -96,6 +110,10 @@ class Shape:
     detection: Tuple[str, ...] = ()
     redirect: Tuple[str, ...] = ()
     alerts: str = ""
+    table: Tuple[str, ...] = ()  # the advanced-hunting table, when the event names it
+    # Streaming API records: recognised by this ``category`` prefix, never by sourcetype alone
+    # (``mscs:azure:eventhub`` carries every Azure log, not only Defender's).
+    category_prefix: str = ""
 
 
 GRAPH_ALERT = Shape(
@@ -125,6 +143,7 @@ GRAPH_HUNTING = Shape(
     incident_id=("IncidentId",),
     service=("ServiceSource",),
     detection=("DetectionSource",),
+    table=("HuntingTable",),  # added by this add-on's defender_hunting input (hunting.py)
 )
 LEGACY_INCIDENT = Shape(
     "m365d_incident",
@@ -162,6 +181,21 @@ LEGACY_GRAPH_ALERT = Shape(
     service=("vendorInformation.provider",),
 )
 
+# The Defender streaming API's envelope (learn.microsoft.com "Stream Microsoft Defender XDR events
+# to Azure Event Hubs": time, tenantId, operationName, category ``AdvancedHunting-<Table>``,
+# properties = the advanced-hunting row). Its sourcetypes are Splunk's Microsoft Security add-on
+# and Microsoft Cloud Services add-on; any other sourcetype is recognised by the same values.
+STREAMING = Shape(
+    "defender_streaming",
+    "hunting",
+    ("ms:defender:eventhub", "mscs:azure:eventhub"),
+    alert_id=("properties.AlertId",),
+    incident_id=("properties.IncidentId",),
+    service=("properties.ServiceSource",),
+    detection=("properties.DetectionSource",),
+    category_prefix="AdvancedHunting-",
+)
+
 SHAPES: Tuple[Shape, ...] = (
     GRAPH_ALERT,
     GRAPH_INCIDENT,
@@ -170,8 +204,12 @@ SHAPES: Tuple[Shape, ...] = (
     LEGACY_INCIDENT_ALERT,
     LEGACY_MDE_ALERT,
     LEGACY_GRAPH_ALERT,
+    STREAMING,
 )
-_BY_SOURCETYPE: Dict[str, Shape] = {st.lower(): s for s in SHAPES for st in s.sourcetypes}
+# A sourcetype decides alone only for shapes without a value test (category_prefix).
+_BY_SOURCETYPE: Dict[str, Shape] = {st.lower(): s for s in SHAPES for st in s.sourcetypes if not s.category_prefix}
+STREAMING_CATEGORY = STREAMING.category_prefix.lower()
+RECORDS_KEY = "records"
 _BY_ODATA_TYPE: Dict[str, Shape] = {s.odata_type.lower(): s for s in SHAPES if s.odata_type}
 _BY_SOURCE_RESOURCE: Tuple[Tuple[str, Shape], ...] = (
     ("security/alerts_v2", GRAPH_ALERT),
@@ -186,6 +224,7 @@ class _Event:
     def __init__(self, record: Mapping[str, Any]) -> None:
         self.record = record
         self.warnings: List[str] = []
+        self.hunting_table = ""
         self._parsed = False
         self._json: Optional[Mapping[str, Any]] = None
 
@@ -214,6 +253,24 @@ class _Event:
             self.warnings.append(f"unparseable _raw: JSON {type(value).__name__}, not an object")
             return None
         return value
+
+    def use_json(self, data: Mapping[str, Any]) -> None:
+        """Read ``_raw`` keys from ``data`` (one record of a ``records`` wrapper) from now on."""
+        self._parsed = True
+        self._json = data
+
+    def has_value(self, key: str) -> bool:
+        """Whether ``key`` holds a value (extracted or in ``_raw``): an empty column, ``null``, an
+        empty object or list holds none."""
+        if _clean(first_value(self.record.get(key))):
+            return True
+        data = self.json
+        if data is None:
+            return False
+        value = _dig(data, key)
+        if isinstance(value, (dict, list)):
+            return bool(value)
+        return bool(_clean(value))
 
     def field(self, key: str) -> str:
         """A field Splunk extracted, else the same key in ``_raw``. Empty when absent or null."""
@@ -313,7 +370,8 @@ def _source_parts(source: str) -> Tuple[str, str]:
 
 
 def recognise(event: _Event) -> Optional[Shape]:
-    """Which shape an event has: sourcetype, then source, then @odata.type, then its keys."""
+    """Which shape an event has: sourcetype, then source, then @odata.type, then a streaming
+    record's category, then the keys it carries with a value."""
     sourcetype = _clean(first_value(event.record.get("sourcetype"))).lower()
     shape = _BY_SOURCETYPE.get(sourcetype)
     if shape is not None:
@@ -326,12 +384,59 @@ def recognise(event: _Event) -> Optional[Shape]:
     odata_type = event.field("@odata.type").lower()
     if odata_type in _BY_ODATA_TYPE:
         return _BY_ODATA_TYPE[odata_type]
+    event.hunting_table = _streaming_table(event)
+    if event.hunting_table:
+        return STREAMING
     return _recognise_by_keys(event)
 
 
+def _streaming_table(event: _Event) -> str:
+    """The advanced-hunting table a streaming API record names (``AdvancedHunting-<Table>``), or
+    "". A ``records`` wrapper is read from its first streaming record: the event's JSON becomes
+    that record, and the other records are compared with it (``_compare_records``)."""
+    category = event.field("category")
+    if not category:
+        data = event.json
+        records = data.get(RECORDS_KEY) if data is not None else None
+        if not isinstance(records, list):
+            return ""
+        streaming = [r for r in records if isinstance(r, dict) and _table_of(_clean(r.get("category")))]
+        if not streaming:
+            return ""
+        event.use_json(streaming[0])
+        _compare_records(event, streaming)
+        category = _clean(streaming[0].get("category"))
+    return _table_of(category)
+
+
+def _table_of(category: str) -> str:
+    if category[: len(STREAMING_CATEGORY)].lower() != STREAMING_CATEGORY:
+        return ""
+    return category[len(STREAMING_CATEGORY) :].strip()
+
+
+def _compare_records(event: _Event, records: Sequence[Mapping[str, Any]]) -> None:
+    if len(records) < 2:
+        return
+    differ = []
+    for label, read in (
+        ("tables", lambda r: _table_of(_clean(r.get("category")))),
+        ("alerts", lambda r: _clean(_dig(r, "properties.AlertId"))),
+        ("tenants", lambda r: _clean(r.get("tenantId"))),
+    ):
+        if len({read(r) for r in records}) > 1:
+            differ.append(label)
+    if differ:
+        event.warnings.append(
+            f"records body of {len(records)} streaming records naming different {', '.join(differ)}: "
+            "placed from the first"
+        )
+
+
+# Keys whose VALUE marks a shape (never their mere presence: see the module docstring).
 _KEY_RULES: Tuple[Tuple[Tuple[str, ...], Shape], ...] = (
     (("AlertId", "DetectionSource", "ServiceSource"), GRAPH_HUNTING),
-    (("vendorInformation", "azureTenantId"), LEGACY_GRAPH_ALERT),
+    (("vendorInformation.provider", "azureTenantId"), LEGACY_GRAPH_ALERT),
     (("incidentName",), LEGACY_INCIDENT),
     (("alertId",), LEGACY_INCIDENT_ALERT),
     (("aadTenantId",), LEGACY_MDE_ALERT),
@@ -341,10 +446,8 @@ _KEY_RULES: Tuple[Tuple[Tuple[str, ...], Shape], ...] = (
 
 
 def _recognise_by_keys(event: _Event) -> Optional[Shape]:
-    record = event.record
-    data = event.json or {}
     for keys, shape in _KEY_RULES:
-        if any(key in record or key in data for key in keys):
+        if any(event.has_value(key) for key in keys):
             return shape
     return None
 
@@ -503,6 +606,7 @@ def _place(event: _Event, result: Dict[str, str], incidents: Optional[IncidentLo
     result["lineage_layer"] = shape.layer
     result["lineage_depth"] = LAYER_DEPTH[shape.layer]
     result["tenant_id"] = _tenant(event)
+    result["hunting_table"] = event.hunting_table or (event.first_of(shape.table) if shape.table else "")
     _PLACERS[shape.layer](event, shape, result, incidents)
 
 

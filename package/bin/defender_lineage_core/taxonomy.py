@@ -12,8 +12,9 @@ import time that this never makes two members of one vocabulary collide.
 
 Sources (keys as in the project's graph-security-api reference): CSDL (members), M-QUEUE and
 X-AHCHG (legacy and hunting names), D-MIGR (legacy Graph providers), the Deepwatch blog (spellings
-seen in the field). Confidence per alias: H = display names match 1:1 in Microsoft docs, M = name
-inference, L = only unofficial evidence.
+seen in the field), the streaming API's Behavior* rows (short product names, ``UEBA``).
+Confidence per alias: H = display names match 1:1 in Microsoft docs, M = name inference, L = only
+unofficial evidence.
 """
 
 from __future__ import annotations
@@ -411,6 +412,14 @@ DETECTION_ALIASES: Tuple[Alias, ...] = (
     _a("NRT", "nrtAlerts", "L", "Sentinel rule kind"),
     _a("Scheduled", "scheduledAlerts", "L", "Sentinel rule kind"),
     _a("Insider Risk Management", "microsoftInsiderRiskManagement", "M", "product name"),
+    # Short product names without "Microsoft", as the streaming API's Behavior* rows carry them.
+    _a("Defender for Endpoint", "microsoftDefenderForEndpoint", "M", "streaming rows (short name)"),
+    _a("Defender for Office 365", "microsoftDefenderForOffice365", "M", "streaming rows (short name)"),
+    _a("Defender for Identity", "microsoftDefenderForIdentity", "M", "streaming rows (short name)"),
+    _a("Defender for Cloud Apps", "cloudAppSecurity", "M", "streaming BehaviorEntities rows"),
+    # User and entity behaviour analytics: a behaviour engine, not an alert's detection
+    # mechanism; Graph has no member for it (as for third-party sensors).
+    _a("UEBA", "unknown", "M", "streaming BehaviorEntities rows (no Graph member)"),
 )
 
 SERVICE_ALIASES: Tuple[Alias, ...] = (
@@ -459,6 +468,11 @@ SERVICE_ALIASES: Tuple[Alias, ...] = (
     _a("Sentinel", "microsoftSentinel", "M", "product name"),
     _a("Insider Risk Management", "microsoftInsiderRiskManagement", "M", "product name"),
     _a("Microsoft Insider Risk Management", "microsoftInsiderRiskManagement", "M", "product name"),
+    # Short product names without "Microsoft", as the streaming API's Behavior* rows carry them.
+    _a("Defender for Endpoint", "microsoftDefenderForEndpoint", "M", "streaming rows (short name)"),
+    _a("Defender for Office 365", "microsoftDefenderForOffice365", "M", "streaming rows (short name)"),
+    _a("Defender for Identity", "microsoftDefenderForIdentity", "M", "streaming rows (short name)"),
+    _a("Defender for Cloud Apps", "microsoftDefenderForCloudApps", "M", "streaming BehaviorEntities rows"),
 )
 
 SERVICE_MEMBERS: Tuple[str, ...] = tuple(m.value for m in _SERVICES)
