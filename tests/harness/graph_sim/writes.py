@@ -3,7 +3,7 @@ and ``POST .../{id}/comments``, with Graph's validation. Kept apart from the rea
 only routes here).
 
 What Graph documents and this enforces (incident/alert "Update" and "Create comment" pages,
-v1.0 CSDL; ../shared/reference/graph-security-api.md §1-§3):
+v1.0 CSDL; the copy of the team's Graph reference in tests/fixtures/reference/graph-security-api.md, §1-§3):
 
 * Permission: ``SecurityIncident.ReadWrite.All`` / ``SecurityAlert.ReadWrite.All``; a read role
   alone gets 403 with the Missing-application-roles message the read side uses.
