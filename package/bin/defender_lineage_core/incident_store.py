@@ -549,16 +549,24 @@ def enrich(fields: Dict[str, Any], cache: Optional[IncidentCache]) -> Dict[str, 
     ``incident_id``, ``incident_id_original``, ``lineage_path`` and ``lineage_warning`` as
     ``place(record, incidents=cache)`` would set them.
     """
-    out = empty_output_fields()
+    view = enrich_view(fields, cache)
+    return view.output_fields() if view is not None else empty_output_fields()
+
+
+def enrich_view(fields: Dict[str, Any], cache: Optional[IncidentCache]) -> Optional[IncidentView]:
+    """:func:`enrich`, giving the incident's view (None: the ``incident_*`` fields stay empty).
+
+    Events of one incident share its view object while the cache is unchanged, so a caller can
+    encode the view's fields once per incident instead of once per event."""
     if cache is None:
-        return out
+        return None
     tenant = _text(fields.get("tenant_id"))
     named = _text(fields.get("incident_id"))
     if not tenant:
-        return out
+        return None
     incident = named or cache.incident_of_alert(tenant, _text(fields.get("alert_id")))
     if not incident:
-        return out
+        return None
     view = cache.view(tenant, incident)
     survivor = view.incident_id if view is not None else incident
     path = _text(fields.get("lineage_path"))
@@ -580,8 +588,8 @@ def enrich(fields: Dict[str, Any], cache: Optional[IncidentCache]) -> Dict[str, 
             fields["incident_id_original"] = _text(fields.get("incident_id_original")) or named
             fields["lineage_path"] = _relabel(path, f"incident:{named}", f"incident:{survivor}")
     if view is None:
-        return out
+        return None
     if view.warning:
         warning = _text(fields.get("lineage_warning"))
         fields["lineage_warning"] = f"{warning}; {view.warning}" if warning else view.warning
-    return view.output_fields()
+    return view
