@@ -359,6 +359,7 @@ class IncidentCache:
         self._asked_incidents: Set[str] = set()
         self._asked_alerts: Set[str] = set()
         self._views: Dict[str, Optional[IncidentView]] = {}
+        self._views_as_asked: Dict[Tuple[str, str], Optional[IncidentView]] = {}  # (tenant, id) as given
         self._docs = 0
 
     # -- fetching -------------------------------------------------------------------------------
@@ -438,6 +439,7 @@ class IncidentCache:
                     if ikey:
                         self._members.setdefault(ikey, set()).add(akey)
         self._views.clear()
+        self._views_as_asked.clear()
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -456,6 +458,15 @@ class IncidentCache:
 
     def view(self, tenant_id: str, incident_id: str) -> Optional[IncidentView]:
         """The incident as the store knows it, merges followed; None when the store knows nothing."""
+        pair = (tenant_id, incident_id)
+        if pair in self._views_as_asked:  # events of one incident ask alike: skip the key's making
+            return self._views_as_asked[pair]
+        view = self._view(tenant_id, incident_id)
+        if type(tenant_id) is str and type(incident_id) is str:
+            self._views_as_asked[pair] = view
+        return view
+
+    def _view(self, tenant_id: str, incident_id: str) -> Optional[IncidentView]:
         ikey = incident_key(tenant_id, incident_id)
         if not ikey:
             return None
@@ -491,11 +502,21 @@ class IncidentCache:
     def _build_view(self, tenant: str, incident_id: str, ikey: str) -> Optional[IncidentView]:
         survivor_key, chain, warning = self._follow(ikey, incident_id)
         summary = self._summaries.get(survivor_key)
-        members = [self._alerts[a] for a in sorted(self._members.get(survivor_key, ()))]
+        members = self._members.get(survivor_key, ())
         if summary is None and not members and len(chain) == 1 and not warning:
             return None
-        services = sorted({_text(d.get("service_source")) for d in members} - {""})
-        detections = sorted({_text(d.get("detection_source")) for d in members} - {""})
+        # One pass over the alerts (a view is built once per incident and search, but for every
+        # incident of a big chunk); each set is sorted below, so the members' order does not matter.
+        alert_ids: Set[str] = set()
+        services: Set[str] = set()
+        detections: Set[str] = set()
+        for akey in members:
+            doc = self._alerts[akey]
+            alert_ids.add(_text(doc.get("alert_id")))
+            services.add(_text(doc.get("service_source")))
+            detections.add(_text(doc.get("detection_source")))
+        for values in (alert_ids, services, detections):
+            values.discard("")
         found = summary is not None
         s: Mapping[str, Any] = summary or {}
         return IncidentView(
@@ -512,9 +533,9 @@ class IncidentCache:
             created_date_time=_text(s.get("created_date_time")),
             last_update_date_time=_text(s.get("last_update_date_time")),
             incident_web_url=_text(s.get("incident_web_url")),
-            alert_ids=tuple(sorted({_text(d.get("alert_id")) for d in members} - {""})),
-            service_sources=tuple(services),
-            detection_sources=tuple(detections),
+            alert_ids=tuple(sorted(alert_ids)),
+            service_sources=tuple(sorted(services)),
+            detection_sources=tuple(sorted(detections)),
             chain=tuple(chain),
             warning=warning,
         )
