@@ -279,6 +279,19 @@ def test_kvstore_unavailable_gives_one_warning(addon: Path, python: str, standin
     assert len(store_calls(standin)) == 1  # not asked again after the first failure
 
 
+def test_a_store_failing_while_a_big_chunk_is_read_gives_one_warning(
+    addon: Path, python: str, standin: SplunkdStandin
+) -> None:
+    # 5,000 new incidents in one chunk: fetched from the worker thread while the chunk is read; its
+    # failure reaches the search as the one warning, and no batch after it asks again.
+    standin.set_kvstore_available(False)
+    records = [alert_event(alert_item(f"a{n}", f"inc{n}")) for n in range(5000)]
+    result = run(addon, python, standin, records, chunk_size=5000)
+    _assert_placed_alone(result)
+    assert "503" in warnings_of(result)[0]
+    assert len(store_calls(standin)) == 1
+
+
 def test_stopped_splunkd_gives_one_warning(addon: Path, python: str, tmp_path: Path) -> None:
     with SplunkdStandin(tmp_path / "gone", max_lifetime=60.0) as gone:
         gone.load_app_defaults(addon)
