@@ -63,6 +63,9 @@ from tests.harness.splunkd_standin import SplunkdStandin  # noqa: E402
 
 TENANT = "4a1f0c2e-9b7d-4c3a-8e55-2f6d1b0a9c31"
 ALERTS_PER_INCIDENT = 5  # consecutive alerts share an incident: every chunk names 200 new incidents
+# defenderlineage.PREFETCH_BATCH: a chunk naming more new keys is fetched in requests of this many
+# keys while it is read (a single answer would pass max_rows_per_query on the light workload).
+PREFETCH_BATCH = 2000
 FIELDS = (*OUTPUT_FIELDS, *INCIDENT_OUTPUT_FIELDS)
 
 NOOP = '''"""bench (a): a splunklib StreamingCommand that passes records through."""
@@ -447,7 +450,10 @@ def report(
     d = variants[3]
     kv_seconds = d.kv_seconds[best["d"]]
     rate["d-kv"] = count / max(1e-9, d.stream_seconds[best["d"]] - kv_seconds)
-    requests = round(max(d.kv_per_chunk) * ((count + chunk_size - 1) // chunk_size))
+    chunks = (count + chunk_size - 1) // chunk_size
+    requests = round(max(d.kv_per_chunk) * chunks)
+    new_keys = chunk_size // ALERTS_PER_INCIDENT  # incidents each chunk names for the first time
+    allowed_requests = chunks * max(1, -(-new_keys // PREFETCH_BATCH))
     title = f"### defenderlineage throughput, {w.name} workload ({time.strftime('%Y-%m-%d')}, `tools/bench_command.py`)"
     out = [title, ""]
     given = (
@@ -481,18 +487,23 @@ def report(
         out.append(f"| {label} | {rate[key]:,.0f} | {ratios} | {kv} | {total} | {peak} |")
     out += [
         "",
-        f"In (d) the command waited {kv_seconds:.2f} s per run for its {requests} KV store requests "
+        f"In (d) the command's {requests} KV store requests took {kv_seconds:.2f} s per run "
         f"({kv_seconds / max(1, requests) * 1000:.0f} ms each, its own `metric.incident_store` in the job "
         "inspector): the stand-in answers from SQLite on loopback, pre-selecting rows by incident_key and "
-        "alert_key as splunkd's KV store uses the collection's accelerated fields. The last row takes that wait "
-        "out, to show the command's own cost; splunkd's answer time is not measured here.",
+        "alert_key as splunkd's KV store uses the collection's accelerated fields. The last row takes that time "
+        "out, to show the command's own cost; splunkd's answer time is not measured here. A chunk naming more "
+        f"than {PREFETCH_BATCH:,} new keys is fetched {PREFETCH_BATCH:,} keys at a time while it is read, so "
+        "part of that time overlapped the placing and the last row takes out more than the command waited.",
     ]
     goals = [
         ("(c) within 10% of the constant-fields command: (c)/(b) >= 0.90", rate["c"] / rate["b"] >= 0.90),
         ("(c) within 30% of the no-op: (c)/(a) >= 0.70", rate["c"] / rate["a"] >= 0.70),
         ("(d) within 10% of the constant-fields command: (d)/(b) >= 0.90", rate["d"] / rate["b"] >= 0.90),
         ("the same, the wait for the KV store excluded", rate["d-kv"] / rate["b"] >= 0.90),
-        ("(d) at most one KV store request per chunk", max(d.kv_per_chunk) <= 1.0),
+        (
+            f"(d) at most one KV store request per chunk, or per {PREFETCH_BATCH:,} new keys in a bigger one",
+            requests <= allowed_requests,
+        ),
         ("(c) at or above the splunklib no-op: (c)/(a) >= 1.0 (issue 18)", rate["c"] / rate["a"] >= 1.0),
         ("(d) within 10% of (c): (d)/(c) >= 0.90 (issue 18)", rate["d"] / rate["c"] >= 0.90),
     ]

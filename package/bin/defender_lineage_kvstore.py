@@ -1,8 +1,9 @@
 """The incident store's Splunk side: moves ``defender_lineage_core.incident_store`` documents in and
 out of the KV store collection ``ta_defender_lineage_incidents`` through splunkd's REST API.
 
-Thin on purpose: one request per ``fetch`` and one ``batch_save`` per 1000 documents; what the
-documents are and how they are read is in the core module. The session key is only ever sent in
+Thin on purpose: one request per ``fetch`` (more only when splunkd cut the answer at
+``max_rows_per_query``) and one ``batch_save`` per 1000 documents; what the documents are and how
+they are read is in the core module. The session key is only ever sent in
 the Authorization header; it is not logged and not part of any error text raised here.
 """
 
@@ -22,6 +23,9 @@ OWNER = "nobody"
 BATCH_SAVE_LIMIT = 1000  # limits.conf [kvstore] max_documents_per_batch_save
 # A GET query longer than this goes as a POST to batch_find instead (URL length limits).
 MAX_GET_QUERY_CHARS = 6000
+# limits.conf [kvstore] max_rows_per_query (default 50000): splunkd returns at most this many
+# documents for one query and says nothing of the rest, so an answer this long may be cut.
+MAX_ROWS_PER_QUERY = 50_000
 DEFAULT_TIMEOUT = 10.0
 _JSON_HEADERS = [("Content-Type", "application/json")]
 
@@ -94,15 +98,37 @@ class IncidentStoreClient:
             raise IncidentStoreError("KV store answered with something that is not JSON") from None
 
     def fetch(self, incident_keys: Sequence[str], alert_keys: Sequence[str] = ()) -> List[Doc]:
-        """All documents naming any of these incident keys or alert keys, in ONE request."""
-        query = store_query(incident_keys, alert_keys)
+        """All documents naming any of these incident keys or alert keys: ONE request, unless
+        splunkd cut the answer at ``max_rows_per_query``; then the keys are asked again in halves
+        (a single key's documents page by ``_key``), so no document is silently left out."""
+        incidents = sorted({k for k in incident_keys if k})
+        alerts = sorted({k for k in alert_keys if k})
+        query = store_query(incidents, alerts)
         if not query:
             return []
+        docs = self._find(query)
+        if len(docs) < MAX_ROWS_PER_QUERY:
+            return docs
+        if len(incidents) + len(alerts) == 1:
+            return self._pages(query, docs)
+        half_i, half_a = (len(incidents) + 1) // 2, (len(alerts) + 1) // 2
+        return self.fetch(incidents[:half_i], alerts[:half_a]) + self.fetch(incidents[half_i:], alerts[half_a:])
+
+    def _pages(self, query: Dict[str, Any], first: List[Doc]) -> List[Doc]:
+        """Every document of a query one key matches beyond ``max_rows_per_query``, page by page."""
+        docs: List[Doc] = []
+        page = first
+        while len(page) >= MAX_ROWS_PER_QUERY:
+            page = self._find(query, sort="_key", skip=len(docs), limit=MAX_ROWS_PER_QUERY)
+            docs.extend(page)
+        return docs
+
+    def _find(self, query: Dict[str, Any], **paging: Any) -> List[Doc]:
         text = json.dumps(query, separators=(",", ":"))
         if len(text) <= MAX_GET_QUERY_CHARS:
-            result = self._call("GET", "", query=text, output_mode="json")
+            result = self._call("GET", "", query=text, output_mode="json", **paging)
         else:
-            batches = self._call("POST", "/batch_find", body=json.dumps([{"query": query}]))
+            batches = self._call("POST", "/batch_find", body=json.dumps([{"query": query, **paging}]))
             result = batches[0] if isinstance(batches, list) and batches else []
         if not isinstance(result, list):
             raise IncidentStoreError("KV store query did not return a list")

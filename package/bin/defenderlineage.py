@@ -8,10 +8,14 @@ enriches it from the store); the KV store access is in ``defender_lineage_kvstor
 splunkd in ``defender_lineage_scp`` (the project's own, lean and tolerant: see its docstring).
 
 Per chunk: place every event, collect the chunk's incident (and hunting rows' alert) keys, fetch the
-ones the search has not seen in ONE KV store request, then add the fields. What was fetched is kept
-for the whole search. If the store cannot be read, the search shows one warning and the command
-stops asking; events still get every field they can have from themselves. Whatever a record holds,
-it comes back, in order, with the fields it came with; ``lineage_warning`` says what could not be read.
+ones the search has not seen from the KV store, then add the fields. The fetch overlaps the placing:
+every ``PREFETCH_BATCH`` new keys go to the KV store from a worker thread while the main thread
+places the next events (one request for a chunk naming fewer keys, the usual case; a big chunk's
+wait for splunkd is then mostly hidden, and each answer stays far below ``max_rows_per_query``).
+What was fetched is kept for the whole search. If the store cannot be read, the search shows one
+warning and the command stops asking; events still get every field they can have from themselves.
+Whatever a record holds, it comes back, in order, with the fields it came with; ``lineage_warning``
+says what could not be read.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import re
 import sys
 import time
 import traceback
+from concurrent.futures import Future, ThreadPoolExecutor
 from operator import itemgetter
 from typing import IO, Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
@@ -48,8 +53,9 @@ from defender_lineage_core.incident_store import (
     INCIDENT_OUTPUT_FIELDS,
     Doc,
     IncidentCache,
+    IncidentView,
     StoreUnavailable,
-    enrich,
+    enrich_view,
     request_keys,
 )
 from defender_lineage_core.lineage import OUTPUT_FIELDS, place
@@ -69,6 +75,21 @@ LOGGER_NAME = "DefenderLineageCommand"
 SHARED_FIELDS = ("tenant_id", "incident_id")  # values many events of a chunk share
 _EMPTY_INCIDENT_TAIL = "," * (2 * len(INCIDENT_OUTPUT_FIELDS))  # the last __mv_ cell, then 14 empty
 _NEEDS_CARE = re.compile('[",\r\n\x00]')  # a lineage value that needs quoting (rare)
+# New keys (incidents and hunting rows' alerts) a chunk collects before they are fetched while the
+# chunk is still being read: ~6 documents per incident keeps an answer near 12,000 documents, far
+# below max_rows_per_query (50,000), and a chunk of 1,000 events (at most 1,000 keys) one request.
+PREFETCH_BATCH = 2000
+
+
+def incident_tail(extra: Dict[str, Any]) -> str:
+    """The ``incident_*`` cells of a reply line (each with its ``__mv_`` cell), after the last
+    lineage ``__mv_`` cell."""
+    cells: List[str] = []
+    for name in INCIDENT_OUTPUT_FIELDS:
+        plain, mv = encode_cells(extra[name])
+        cells.append(csv_cell(plain))
+        cells.append(csv_cell(mv))
+    return "," + ",".join(cells)
 
 
 def parse_options(args: Sequence[str]) -> Tuple[Dict[str, Any], List[str]]:
@@ -133,6 +154,7 @@ class ChunkLayout:
             self.cells.append((index[name], index[MV_PREFIX + name]))
         self.warning_cell = index[WARNING_FIELD]
         self._shared: Dict[Any, Any] = {}
+        self._tails: Dict[int, Tuple[IncidentView, str]] = {}  # id(view) -> (view, its encoded cells)
 
     def header_line(self, header_text: str) -> Optional[str]:
         """The reply's header as CSV text when the input's can be passed through, else None."""
@@ -148,18 +170,23 @@ class ChunkLayout:
 
     def line(self, text: str, fields: Dict[str, Any], extra: Optional[Dict[str, Any]]) -> str:
         """A record's reply line: its text as sent, then the command's cells."""
+        return self._head(text, fields) + (_EMPTY_INCIDENT_TAIL if extra is None else incident_tail(extra))
+
+    def view_line(self, text: str, fields: Dict[str, Any], view: Optional[IncidentView]) -> str:
+        """:meth:`line` with the incident's fields from its view, encoded once per view and chunk."""
+        if view is None:
+            return self._head(text, fields) + _EMPTY_INCIDENT_TAIL
+        known = self._tails.get(id(view))
+        if known is None or known[0] is not view:  # the view is held below: its id is not reused
+            known = self._tails[id(view)] = (view, incident_tail(view.output_fields()))
+        return self._head(text, fields) + known[1]
+
+    @staticmethod
+    def _head(text: str, fields: Dict[str, Any]) -> str:
         values = [fields[name] for name in OUTPUT_FIELDS]
         if any(type(v) is not str for v in values) or _NEEDS_CARE.search("".join(values)) is not None:
             values = [csv_cell(encode_cells(v)[0]) for v in values]
-        head = text + "," + ",,".join(values) + ","
-        if extra is None:
-            return head + _EMPTY_INCIDENT_TAIL
-        cells: List[str] = []
-        for name in INCIDENT_OUTPUT_FIELDS:
-            plain, mv = encode_cells(extra[name])
-            cells.append(csv_cell(plain))
-            cells.append(csv_cell(mv))
-        return head + "," + ",".join(cells)
+        return text + "," + ",,".join(values) + ","
 
     def row(self, cells: List[str], fields: Dict[str, Any], extra: Optional[Dict[str, Any]]) -> List[str]:
         """A record's reply row as cells (the slow way)."""
@@ -188,6 +215,7 @@ class DefenderLineage:
         self.logger = logger
         self.incidents = True
         self._cache: Optional[IncidentCache] = None
+        self._worker: Optional[ThreadPoolExecutor] = None  # fetches a big chunk's keys as it is read
         self._warned = False
         # seconds waiting for the KV store, requests, keys asked, documents received
         self._fetch_stats: List[Any] = [0.0, 0, 0, 0]
@@ -233,8 +261,25 @@ class DefenderLineage:
 
             return unavailable
 
-    def _prefetch(self, cache: IncidentCache, incident_keys: Set[str], alert_keys: Set[str]) -> None:
+    def _send(self, cache: IncidentCache, incident_keys: List[str], alert_keys: List[str]) -> Future:
+        """Fetch these keys in the worker thread (one at a time, in order) while the chunk is read.
+
+        Only the worker touches the cache until :meth:`_prefetch` has waited for it; the main thread
+        meanwhile only places events (the wait for splunkd releases the GIL)."""
+        if self._worker is None:
+            self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="incident_store")
+        return self._worker.submit(cache.prefetch, incident_keys, alert_keys)
+
+    def _prefetch(
+        self, cache: IncidentCache, sent: List[Future], incident_keys: Set[str], alert_keys: Set[str]
+    ) -> None:
+        """Wait for the batches sent while the chunk was read, then fetch what is still missing
+        (the last keys, merge chains): after this the chunk's keys are cached or the store failed."""
         try:
+            for future in sent:
+                future.exception()  # all of them done before the first failure is raised
+            for future in sent:
+                future.result()
             cache.prefetch(incident_keys, alert_keys)
         except Exception as error:  # StoreUnavailable, or a bug: the events must still pass
             if not isinstance(error, StoreUnavailable):
@@ -258,6 +303,9 @@ class DefenderLineage:
         asking = cache is not None and cache.available
         incident_keys: Set[str] = set()
         alert_keys: Set[str] = set()
+        new_incidents: List[str] = []  # keys not sent to the worker yet
+        new_alerts: List[str] = []
+        sent: List[Future] = []
         waiting: List[Any] = []
         if chunk.header:
             layout = ChunkLayout(chunk.header)
@@ -274,14 +322,21 @@ class DefenderLineage:
                 if asking:
                     ikey, akey = request_keys(fields)
                     if ikey:
-                        incident_keys.add(ikey)
-                    elif akey:
+                        if ikey not in incident_keys:
+                            incident_keys.add(ikey)
+                            new_incidents.append(ikey)
+                    elif akey and akey not in alert_keys:
                         alert_keys.add(akey)
+                        new_alerts.append(akey)
+                    if len(new_incidents) + len(new_alerts) >= PREFETCH_BATCH:
+                        assert cache is not None
+                        sent.append(self._send(cache, new_incidents, new_alerts))
+                        new_incidents, new_alerts = [], []
                     waiting.append((kept, fields))
                 else:
                     self._write(body, layout, kept, fields, None)
         if cache is not None and asking:
-            self._prefetch(cache, incident_keys, alert_keys)
+            self._prefetch(cache, sent, incident_keys, alert_keys)
         if cache is not None:  # in every reply, empty chunks too, as when splunklib called stream()
             self.session.write_metric("incident_store", list(self._fetch_stats))
         live = cache if cache is not None and cache.available else None
@@ -292,15 +347,16 @@ class DefenderLineage:
 
     @staticmethod
     def _write(
-        body: RecordsWriter, layout: ChunkLayout, kept: Any, fields: Dict[str, Any], extra: Optional[Dict[str, Any]]
+        body: RecordsWriter, layout: ChunkLayout, kept: Any, fields: Dict[str, Any], view: Optional[IncidentView]
     ) -> None:
         """One record's reply row; a value UTF-8 cannot encode is replaced, and the record says so."""
         if type(kept) is str:
-            if body.write_line(layout.line(kept, fields, extra)):
+            if body.write_line(layout.view_line(kept, fields, view)):
                 return
             kept = make_safe([kept])[0]
-        elif body.write_row(layout.row(kept, fields, extra)):
+        elif body.write_row(layout.row(kept, fields, view.output_fields() if view is not None else None)):
             return
+        extra = view.output_fields() if view is not None else None
         fields = dict(zip(fields, make_safe(list(fields.values()))))
         fields[WARNING_FIELD] = _add_warning(fields[WARNING_FIELD], UNENCODABLE_WARNING)
         if extra is not None:
@@ -311,11 +367,11 @@ class DefenderLineage:
             body.write_row(make_safe(layout.row(kept, fields, extra)))
 
     @staticmethod
-    def _enrich(fields: Dict[str, Any], cache: Optional[IncidentCache]) -> Optional[Dict[str, Any]]:
+    def _enrich(fields: Dict[str, Any], cache: Optional[IncidentCache]) -> Optional[IncidentView]:
         if cache is None:
             return None
         try:
-            return enrich(fields, cache)
+            return enrich_view(fields, cache)
         except Exception as error:  # a bug must not stop the search; say so on the event
             note = f"incident enrichment failed: {type(error).__name__}"
             fields[WARNING_FIELD] = _add_warning(fields[WARNING_FIELD], note)

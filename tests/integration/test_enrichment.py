@@ -214,6 +214,25 @@ def test_a_chunk_of_many_incidents_is_still_one_request(addon: Path, python: str
     assert all(r["incident_title"] == f"incident {r['incident_id']}" for r in result.records)
 
 
+def test_a_big_chunk_loses_no_document_to_max_rows_per_query(addon: Path, python: str, standin: SplunkdStandin) -> None:
+    # 10,000 events naming 10,000 incidents of 5 alerts each: 60,000 documents, more than splunkd
+    # answers one query with (limits.conf [kvstore] max_rows_per_query = 50,000, which the stand-in
+    # applies). One request for the whole chunk came back cut, and 1 incident in 6 lost alerts.
+    def incident(n: int) -> Dict[str, Any]:
+        alerts = [alert_item(f"a{n}-{k}", str(n), detectionSource="antivirus") for k in range(5)]
+        return incident_item(str(n), alerts=alerts)
+
+    standin.kv_save(COLLECTION, [d for n in range(10_000) for d in docs_from_incident(incident(n), TENANT)])
+    standin.clear_calls()
+    records = [alert_event(alert_item(f"a{n}-0", str(n))) for n in range(10_000)]
+    result = run(addon, python, standin, records, chunk_size=10_000)
+    assert result.chunks_sent == 1
+    wrong = [r["incident_id"] for r in result.records if r["incident_alert_count"] != "5"]
+    assert wrong == [], f"{len(wrong)} events lack alerts of their incident"
+    assert all(r["incident_title"] == f"incident {r['incident_id']}" for r in result.records)
+    assert warnings_of(result) == []
+
+
 def test_hunting_rows_get_their_alerts_incident(addon: Path, python: str, standin: SplunkdStandin) -> None:
     docs = docs_from_incident(incident_item("7", displayName="seven"), TENANT)
     docs += docs_from_alert(alert_item("da-77", "7"), TENANT)
@@ -258,6 +277,19 @@ def test_kvstore_unavailable_gives_one_warning(addon: Path, python: str, standin
     _assert_placed_alone(result)
     assert "503" in warnings_of(result)[0]
     assert len(store_calls(standin)) == 1  # not asked again after the first failure
+
+
+def test_a_store_failing_while_a_big_chunk_is_read_gives_one_warning(
+    addon: Path, python: str, standin: SplunkdStandin
+) -> None:
+    # 5,000 new incidents in one chunk: fetched from the worker thread while the chunk is read; its
+    # failure reaches the search as the one warning, and no batch after it asks again.
+    standin.set_kvstore_available(False)
+    records = [alert_event(alert_item(f"a{n}", f"inc{n}")) for n in range(5000)]
+    result = run(addon, python, standin, records, chunk_size=5000)
+    _assert_placed_alone(result)
+    assert "503" in warnings_of(result)[0]
+    assert len(store_calls(standin)) == 1
 
 
 def test_stopped_splunkd_gives_one_warning(addon: Path, python: str, tmp_path: Path) -> None:

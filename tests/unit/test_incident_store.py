@@ -640,3 +640,17 @@ def test_random_stores_and_events_never_break_enrichment(specs: list[dict[str, A
         assert isinstance(extra["incident_service_sources"], (list, str))
         if fields["incident_id_original"]:
             assert fields["incident_id"] != fields["incident_id_original"]
+
+
+def test_a_view_asked_again_follows_documents_added_since() -> None:
+    # The cache remembers views by the (tenant, id) an event gave, unnormalised: new documents
+    # must still be seen, and the same incident asked with other spelling must get the same view.
+    cache, _ = cache_of()
+    assert cache.view(TENANT, "7") is None
+    cache.add_docs(docs_from_incident(incident("7", alerts=[alert("a1", "7")]), TENANT))
+    view = cache.view(TENANT, "7")
+    assert view is not None and view.found and view.alert_count == 1
+    assert cache.view(f" {TENANT.upper()} ", " 7 ") == view
+    cache.add_docs(docs_from_alert(alert("a2", "7", "microsoftDefenderForOffice365"), TENANT))
+    again = cache.view(TENANT, "7")
+    assert again is not None and again.alert_count == 2 and again.cross_product

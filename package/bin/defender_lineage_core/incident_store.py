@@ -359,6 +359,7 @@ class IncidentCache:
         self._asked_incidents: Set[str] = set()
         self._asked_alerts: Set[str] = set()
         self._views: Dict[str, Optional[IncidentView]] = {}
+        self._views_as_asked: Dict[Tuple[str, str], Optional[IncidentView]] = {}  # (tenant, id) as given
         self._docs = 0
 
     # -- fetching -------------------------------------------------------------------------------
@@ -438,6 +439,7 @@ class IncidentCache:
                     if ikey:
                         self._members.setdefault(ikey, set()).add(akey)
         self._views.clear()
+        self._views_as_asked.clear()
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -456,6 +458,15 @@ class IncidentCache:
 
     def view(self, tenant_id: str, incident_id: str) -> Optional[IncidentView]:
         """The incident as the store knows it, merges followed; None when the store knows nothing."""
+        pair = (tenant_id, incident_id)
+        if pair in self._views_as_asked:  # events of one incident ask alike: skip the key's making
+            return self._views_as_asked[pair]
+        view = self._view(tenant_id, incident_id)
+        if type(tenant_id) is str and type(incident_id) is str:
+            self._views_as_asked[pair] = view
+        return view
+
+    def _view(self, tenant_id: str, incident_id: str) -> Optional[IncidentView]:
         ikey = incident_key(tenant_id, incident_id)
         if not ikey:
             return None
@@ -491,11 +502,21 @@ class IncidentCache:
     def _build_view(self, tenant: str, incident_id: str, ikey: str) -> Optional[IncidentView]:
         survivor_key, chain, warning = self._follow(ikey, incident_id)
         summary = self._summaries.get(survivor_key)
-        members = [self._alerts[a] for a in sorted(self._members.get(survivor_key, ()))]
+        members = self._members.get(survivor_key, ())
         if summary is None and not members and len(chain) == 1 and not warning:
             return None
-        services = sorted({_text(d.get("service_source")) for d in members} - {""})
-        detections = sorted({_text(d.get("detection_source")) for d in members} - {""})
+        # One pass over the alerts (a view is built once per incident and search, but for every
+        # incident of a big chunk); each set is sorted below, so the members' order does not matter.
+        alert_ids: Set[str] = set()
+        services: Set[str] = set()
+        detections: Set[str] = set()
+        for akey in members:
+            doc = self._alerts[akey]
+            alert_ids.add(_text(doc.get("alert_id")))
+            services.add(_text(doc.get("service_source")))
+            detections.add(_text(doc.get("detection_source")))
+        for values in (alert_ids, services, detections):
+            values.discard("")
         found = summary is not None
         s: Mapping[str, Any] = summary or {}
         return IncidentView(
@@ -512,9 +533,9 @@ class IncidentCache:
             created_date_time=_text(s.get("created_date_time")),
             last_update_date_time=_text(s.get("last_update_date_time")),
             incident_web_url=_text(s.get("incident_web_url")),
-            alert_ids=tuple(sorted({_text(d.get("alert_id")) for d in members} - {""})),
-            service_sources=tuple(services),
-            detection_sources=tuple(detections),
+            alert_ids=tuple(sorted(alert_ids)),
+            service_sources=tuple(sorted(services)),
+            detection_sources=tuple(sorted(detections)),
             chain=tuple(chain),
             warning=warning,
         )
@@ -549,16 +570,24 @@ def enrich(fields: Dict[str, Any], cache: Optional[IncidentCache]) -> Dict[str, 
     ``incident_id``, ``incident_id_original``, ``lineage_path`` and ``lineage_warning`` as
     ``place(record, incidents=cache)`` would set them.
     """
-    out = empty_output_fields()
+    view = enrich_view(fields, cache)
+    return view.output_fields() if view is not None else empty_output_fields()
+
+
+def enrich_view(fields: Dict[str, Any], cache: Optional[IncidentCache]) -> Optional[IncidentView]:
+    """:func:`enrich`, giving the incident's view (None: the ``incident_*`` fields stay empty).
+
+    Events of one incident share its view object while the cache is unchanged, so a caller can
+    encode the view's fields once per incident instead of once per event."""
     if cache is None:
-        return out
+        return None
     tenant = _text(fields.get("tenant_id"))
     named = _text(fields.get("incident_id"))
     if not tenant:
-        return out
+        return None
     incident = named or cache.incident_of_alert(tenant, _text(fields.get("alert_id")))
     if not incident:
-        return out
+        return None
     view = cache.view(tenant, incident)
     survivor = view.incident_id if view is not None else incident
     path = _text(fields.get("lineage_path"))
@@ -580,8 +609,8 @@ def enrich(fields: Dict[str, Any], cache: Optional[IncidentCache]) -> Dict[str, 
             fields["incident_id_original"] = _text(fields.get("incident_id_original")) or named
             fields["lineage_path"] = _relabel(path, f"incident:{named}", f"incident:{survivor}")
     if view is None:
-        return out
+        return None
     if view.warning:
         warning = _text(fields.get("lineage_warning"))
         fields["lineage_warning"] = f"{warning}; {view.warning}" if warning else view.warning
-    return view.output_fields()
+    return view
