@@ -31,12 +31,15 @@ from defender_lineage_core.hunting import (
     HuntingState,
     Row,
     check_query,
-    count_hunting_inputs,
     hunting_per_minute,
     parse_lookback,
 )
 from defender_lineage_core.timestamps import TICKS_PER_SECOND, epoch_seconds, now_ticks
-from defender_lineage_modinput import SplunkSettings, _attach_budget, graph_client, logger_for, run_stanzas, source_for
+from defender_lineage_modinput import _attach_budget
+from defender_lineage_splunk.inputs import checkpoint_key, count_hunting_inputs, source_for
+from defender_lineage_splunk.reporting import log_hunting_summary
+from defender_lineage_splunk.splunkd import SplunkSettings, graph_client, logger_for
+from defender_lineage_splunk.stanzas import run_stanzas
 
 INPUT_TYPE = "defender_hunting"
 # Test knobs in splunkd's environment (not settings): smaller caps so the simulator can show a split.
@@ -139,7 +142,7 @@ def run_hunting(
             budget.per_minute_bound(),
         )
     store = splunk.checkpointer()
-    key = cfg.checkpoint_key(INPUT_TYPE, name)
+    key = checkpoint_key(INPUT_TYPE, name)
     state = HuntingState.from_json(store.get(key), account.tenant_id)
     if state is None:
         state = HuntingState(account.tenant_id)
@@ -179,38 +182,7 @@ def run_hunting(
         stats = run.run()
         ok = True
     finally:
-        s = run.stats
-        lag = f"{(now_ticks() - s.newest) / TICKS_PER_SECOND:.1f}" if s.newest is not None else ""
-        logger.info(
-            "run_summary input=%s status=%s account=%s tenant=%s resource=%s rows=%d skipped_duplicates=%d "
-            "windows=%d splits=%d caps=%d timeouts=%d truncated=%d quota_waits=%d quota_wait_seconds=%.1f "
-            "rate_waits=%d quota_deferred=%s requests=%d token_requests=%d retries=%d throttled=%d "
-            "budget_wait_seconds=%.1f stopped_early=%s run_seconds=%.2f lag_seconds=%s",
-            full_name,
-            "ok" if ok else "failed",
-            account.name,
-            account.tenant_id,
-            RESOURCE,
-            s.rows,
-            s.skipped,
-            s.windows,
-            s.splits,
-            s.caps,
-            s.timeouts,
-            s.truncated,
-            s.quota_waits,
-            s.quota_wait_seconds,
-            s.rate_waits,
-            s.quota_deferred,
-            client.stats.requests,
-            client.stats.token_requests,
-            client.stats.retries,
-            client.stats.throttled,
-            client.stats.budget_wait_seconds,
-            s.stopped_early,
-            time.monotonic() - started,
-            lag,
-        )
+        log_hunting_summary(logger, full_name, account, RESOURCE, run.stats, client, started, ok)
     log.modular_input_end(logger, full_name)
     return stats
 

@@ -13,8 +13,8 @@ import import_declare_test  # noqa: F401
 from solnlib.modular_input import checkpointer
 from splunktaucclib.rest_handler.admin_external import AdminExternalHandler, get_splunkd_endpoint
 
-from defender_lineage_core.settings import checkpoint_key
-from defender_lineage_modinput import APP, CHECKPOINT_COLLECTION
+from defender_lineage_splunk.app import APP, CHECKPOINT_COLLECTION
+from defender_lineage_splunk.inputs import checkpoint_key
 
 _log = logging.getLogger(__name__)
 
