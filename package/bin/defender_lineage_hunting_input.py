@@ -34,12 +34,14 @@ from defender_lineage_core.hunting import (
     hunting_per_minute,
     parse_lookback,
 )
+from defender_lineage_core.tenants import parse_tenants_field
 from defender_lineage_core.timestamps import TICKS_PER_SECOND, epoch_seconds, now_ticks
 from defender_lineage_modinput import _attach_budget
 from defender_lineage_splunk.inputs import checkpoint_key, count_hunting_inputs, source_for
 from defender_lineage_splunk.reporting import log_hunting_summary
 from defender_lineage_splunk.splunkd import SplunkSettings, graph_client, logger_for
 from defender_lineage_splunk.stanzas import run_stanzas
+from defender_lineage_splunk.tenant_runs import run_tenants
 
 INPUT_TYPE = "defender_hunting"
 # Test knobs in splunkd's environment (not settings): smaller caps so the simulator can show a split.
@@ -116,6 +118,35 @@ def run_hunting(
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     account = splunk.account(str(params.get("account") or ""))
+
+    def hunt(reached: cfg.Account, key: str, label: str) -> Any:
+        return _hunt_tenant(splunk, params, name, query, lookback, reached, key, label, event_writer, logger, started)
+
+    wanted = parse_tenants_field(params.get("tenants"))
+    if wanted is None:
+        # The account's own tenant, under the cursor key inputs have always used (no re-ingest on upgrade).
+        stats = hunt(account, checkpoint_key(INPUT_TYPE, name), "")
+    else:
+        stats = run_tenants(splunk, logger, INPUT_TYPE, name, account, wanted, hunt, started)
+    log.modular_input_end(logger, full_name)
+    return stats
+
+
+def _hunt_tenant(
+    splunk: SplunkSettings,
+    params: Dict[str, Any],
+    name: str,
+    query: str,
+    lookback: int,
+    account: cfg.Account,
+    key: str,
+    label: str,
+    event_writer: smi.EventWriter,
+    logger: logging.Logger,
+    started: float,
+) -> Any:
+    """One tenant's hunting run (``account.tenant_id``) under the cursor ``key``."""
+    full_name = f"{INPUT_TYPE}://{name}"
     interval = cfg.interval_seconds(params.get("interval") or 300)
     client = graph_client(account, splunk.proxies(), logger)
     deadline = started + interval
@@ -128,7 +159,10 @@ def run_hunting(
     per_minute = hunting_per_minute(os.environ)
     if per_minute is not None:
         try:
-            sharing = count_hunting_inputs(splunk.input_stanzas(), splunk.accounts(), account.tenant_id, full_name)
+            stanzas = splunk.input_stanzas()
+            sharing = count_hunting_inputs(
+                stanzas, splunk.accounts(), account.tenant_id, full_name, splunk.tenants_used_by(stanzas)
+            )
         except Exception as exc:  # the budget must not stop collection: assume this input is alone
             logger.warning("hunting_budget_inputs_unknown input=%s error_type=%s", full_name, type(exc).__name__)
             sharing = 1
@@ -142,7 +176,6 @@ def run_hunting(
             budget.per_minute_bound(),
         )
     store = splunk.checkpointer()
-    key = checkpoint_key(INPUT_TYPE, name)
     state = HuntingState.from_json(store.get(key), account.tenant_id)
     if state is None:
         state = HuntingState(account.tenant_id)
@@ -182,8 +215,7 @@ def run_hunting(
         stats = run.run()
         ok = True
     finally:
-        log_hunting_summary(logger, full_name, account, RESOURCE, run.stats, client, started, ok)
-    log.modular_input_end(logger, full_name)
+        log_hunting_summary(logger, full_name, account, RESOURCE, run.stats, client, started, ok, label)
     return stats
 
 
@@ -197,3 +229,4 @@ def validate_input(definition: smi.ValidationDefinition) -> None:
         raise ConfigError(str(exc)) from None
     if params.get("interval"):
         cfg.interval_seconds(params.get("interval"))
+    parse_tenants_field(params.get("tenants"))

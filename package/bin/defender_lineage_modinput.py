@@ -25,11 +25,13 @@ from defender_lineage_core.collector import Collection, CursorState, ResourceSpe
 from defender_lineage_core.graph_client import GraphClient, timeout_from_environment
 from defender_lineage_core.incident_store import Doc, docs_from_items
 from defender_lineage_core.page_commits import PageCommitter
+from defender_lineage_core.tenants import parse_tenants_field
 from defender_lineage_core.timestamps import now_ticks
 from defender_lineage_splunk.inputs import INPUT_KINDS, checkpoint_key, count_sharing_inputs, source_for
 from defender_lineage_splunk.reporting import log_listing_summary
 from defender_lineage_splunk.splunkd import SplunkSettings, graph_client, logger_for
 from defender_lineage_splunk.stanzas import run_stanzas
+from defender_lineage_splunk.tenant_runs import run_tenants
 
 
 def stream_events(
@@ -58,80 +60,123 @@ def run_one(
     full_name = f"{input_type}://{name}"
     log.modular_input_start(logger, full_name)
     account = splunk.account(str(params.get("account") or ""))
-    interval = cfg.interval_seconds(params.get("interval") or 300)
     if input_type == "defender_incidents" and cfg.is_true(params.get("expand_alerts")):
         spec = ResourceSpec(spec.name, spec.sourcetype, spec.page_size, expand="alerts")
-    client = graph_client(account, splunk.proxies(), logger)
-    # Request budget, deadline and HTTP timeout (defender_lineage_core/budget.py explains the bound).
-    client.deadline = started + interval
-    client.timeout = timeout_from_environment(os.environ)
-    _attach_budget(client, splunk, account, full_name, logger)
-    store = splunk.checkpointer()
-    key = checkpoint_key(input_type, name)
-    state = CursorState.from_json(store.get(key), account.tenant_id)
-    if state is None:
-        state = CursorState(account.tenant_id)
-        logger.info(
-            "first_run input=%s tenant=%s start_date=%s",
-            full_name,
-            account.tenant_id,
-            params.get("start_date") or "7 days back",
-        )
-    start = cfg.start_ticks(params.get("start_date"), now_ticks())
-    index = str(params.get("index") or "default")
-    sourcetype = INPUT_KINDS[input_type].sourcetype
-    sink = EventSink(event_writer, index, sourcetype, source_for(account.tenant_id, spec.name))
-
-    pages_logged = [0]
-
-    # The incident store feeds defenderlineage's enrichment on this Splunk instance; deployments
-    # whose inputs run elsewhere rebuild it with the shipped saved search instead.
-    incident_store = IncidentStoreClient(metadata["session_key"], metadata["server_uri"])
-
-    def save_docs(docs: List[Doc]) -> None:
-        try:
-            incident_store.save(docs)
-        except IncidentStoreError as exc:
-            # The events are written (or will be); failing the run would write them again next time.
-            logger.warning('incident_store_save_failed input=%s error="%s"', full_name, exc)
-
-    def emit(batch: List[Version]) -> None:
-        docs = docs_from_items(spec.name, [v.item for v in batch], account.tenant_id)
-        committer.page(sink.render(batch), docs)
-        pages_logged[0] += 1
-        log.events_ingested(logger, full_name, sourcetype, len(batch), index, account=account.name)
-
-    def save(current: CursorState) -> None:
-        committer.cursor(current.to_json())
-
-    collection = Collection(
-        client,
-        spec,
-        state,
-        emit,
-        save,
-        start_ticks=start,
-        # A run stops paging once its interval is spent; the cursor is kept for the next run.
-        deadline=lambda: time.monotonic() - started > interval,
-        logger=logger,
-    )
-    stats: Optional[RunStats] = None
-    # Each page's documents and cursor are saved on worker threads while the next page is prepared;
-    # defender_lineage_core/page_commits.py says why no guarantee is lost.
-    committer: PageCommitter[List[Doc]] = PageCommitter(sink.write, save_docs, lambda cursor: store.update(key, cursor))
-    try:
-        with committer:
-            stats = collection.run()
-    finally:
-        failure = committer.unreported_failure
-        if failure is not None:
-            stats = None
-            logger.error(
-                'checkpoint_save_failed input=%s error_type=%s message="%s"', full_name, type(failure).__name__, failure
-            )
-        log_listing_summary(logger, full_name, account, spec, collection.stats, client, started, ok=stats is not None)
+    run = _ListingRun(metadata, params, input_type, name, spec, event_writer, logger, splunk, started)
+    wanted = parse_tenants_field(params.get("tenants"))
+    if wanted is None:
+        # The account's own tenant, under the cursor key inputs have always used (no re-ingest on upgrade).
+        stats = run.collect(account, checkpoint_key(input_type, name), label="")
+    else:
+        stats = run_tenants(splunk, logger, input_type, name, account, wanted, run.collect, started)
     log.modular_input_end(logger, full_name)
     return stats
+
+
+class _ListingRun:
+    """What one stanza's run shares across its tenants: settings, writer, logger, start time."""
+
+    def __init__(
+        self,
+        metadata: Dict[str, Any],
+        params: Dict[str, Any],
+        input_type: str,
+        name: str,
+        spec: ResourceSpec,
+        event_writer: smi.EventWriter,
+        logger: logging.Logger,
+        splunk: SplunkSettings,
+        started: float,
+    ) -> None:
+        self.metadata = metadata
+        self.params = params
+        self.input_type = input_type
+        self.name = name
+        self.full_name = f"{input_type}://{name}"
+        self.spec = spec
+        self.event_writer = event_writer
+        self.logger = logger
+        self.splunk = splunk
+        self.started = started
+
+    def collect(self, account: cfg.Account, key: str, label: str) -> Optional[RunStats]:
+        """One tenant (``account.tenant_id``) under the cursor ``key``; ``label`` names a Tenants-tab entry."""
+        params, spec, logger, splunk, full_name = self.params, self.spec, self.logger, self.splunk, self.full_name
+        started = self.started
+        interval = cfg.interval_seconds(params.get("interval") or 300)
+        client = graph_client(account, splunk.proxies(), logger)
+        # Request budget, deadline and HTTP timeout (defender_lineage_core/budget.py explains the bound).
+        client.deadline = started + interval
+        client.timeout = timeout_from_environment(os.environ)
+        _attach_budget(client, splunk, account, full_name, logger)
+        store = splunk.checkpointer()
+        state = CursorState.from_json(store.get(key), account.tenant_id)
+        if state is None:
+            state = CursorState(account.tenant_id)
+            logger.info(
+                "first_run input=%s tenant=%s start_date=%s",
+                full_name,
+                account.tenant_id,
+                params.get("start_date") or "7 days back",
+            )
+        start = cfg.start_ticks(params.get("start_date"), now_ticks())
+        index = str(params.get("index") or "default")
+        sourcetype = INPUT_KINDS[self.input_type].sourcetype
+        sink = EventSink(self.event_writer, index, sourcetype, source_for(account.tenant_id, spec.name))
+
+        # The incident store feeds defenderlineage's enrichment on this Splunk instance; deployments
+        # whose inputs run elsewhere rebuild it with the shipped saved search instead.
+        incident_store = IncidentStoreClient(self.metadata["session_key"], self.metadata["server_uri"])
+
+        def save_docs(docs: List[Doc]) -> None:
+            try:
+                incident_store.save(docs)
+            except IncidentStoreError as exc:
+                # The events are written (or will be); failing the run would write them again next time.
+                logger.warning('incident_store_save_failed input=%s error="%s"', full_name, exc)
+
+        def emit(batch: List[Version]) -> None:
+            docs = docs_from_items(spec.name, [v.item for v in batch], account.tenant_id)
+            committer.page(sink.render(batch), docs)
+            log.events_ingested(logger, full_name, sourcetype, len(batch), index, account=account.name)
+
+        def save(current: CursorState) -> None:
+            committer.cursor(current.to_json())
+
+        collection = Collection(
+            client,
+            spec,
+            state,
+            emit,
+            save,
+            start_ticks=start,
+            # A run stops paging once its interval is spent; the cursor is kept for the next run.
+            deadline=lambda: time.monotonic() - started > interval,
+            logger=logger,
+        )
+        stats: Optional[RunStats] = None
+        # Each page's documents and cursor are saved on worker threads while the next page is prepared;
+        # defender_lineage_core/page_commits.py says why no guarantee is lost.
+        committer: PageCommitter[List[Doc]] = PageCommitter(
+            sink.write, save_docs, lambda cursor: store.update(key, cursor)
+        )
+        try:
+            with committer:
+                stats = collection.run()
+        finally:
+            failure = committer.unreported_failure
+            if failure is not None:
+                stats = None
+                logger.error(
+                    'checkpoint_save_failed input=%s error_type=%s message="%s"',
+                    full_name,
+                    type(failure).__name__,
+                    failure,
+                )
+            log_listing_summary(
+                logger, full_name, account, spec, collection.stats, client, started, ok=stats is not None, label=label
+            )
+        return stats
 
 
 def _attach_budget(
@@ -142,8 +187,9 @@ def _attach_budget(
     if per_minute is None:
         return
     try:
+        stanzas = splunk.input_stanzas()
         sharing = count_sharing_inputs(
-            splunk.input_stanzas(), splunk.accounts(), account.tenant_id, account.client_id, full_name
+            stanzas, splunk.accounts(), account.tenant_id, account.client_id, full_name, splunk.tenants_used_by(stanzas)
         )
     except Exception as exc:  # the budget must not stop collection: assume this input is alone
         logger.warning(
@@ -167,3 +213,4 @@ def validate_input(definition: smi.ValidationDefinition) -> None:
     cfg.start_ticks(params.get("start_date"), now_ticks())
     if params.get("interval"):
         cfg.interval_seconds(params.get("interval"))
+    parse_tenants_field(params.get("tenants"))

@@ -46,6 +46,7 @@ BREAKING: Dict[Tuple[str, str], Optional[str]] = {
     ("query", "string"): "q" * 30001,
     ("query", "regex"): "   ",
     ("lookback", "regex"): "1 day",
+    ("tenants", "regex"): "contoso, *",
     # the proxy tab's fields, once globalConfig.json overrides UCC's defaults for them
     ("proxy_type", "regex"): None,
     ("proxy_url", "string"): "a" * 4097,

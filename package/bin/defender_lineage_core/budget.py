@@ -14,6 +14,8 @@ Graph ``/security`` API. The add-on stays inside it on its own, before Graph has
   counts the enabled ``defender_alerts``, ``defender_incidents`` and ``defender_hunting`` inputs
   whose account has the same tenant id and client id (read from ``inputs.conf`` and the account
   configuration through splunkd), and takes an equal share: ``share = 150 / n`` requests a minute.
+  For a customer tenant reached through an input's ``tenants`` field, ``n`` counts the inputs whose
+  ``tenants`` select it (the counting lives on the Splunk side: ``defender_lineage_splunk/inputs.py``).
 * **One input's share.** Every input runs in its own process, started again every ``interval``
   seconds (at least 60). A process draws from a token bucket that starts full with
   ``burst = max(1, share / 10)`` requests and refills at ``(share - 2 * burst) / 60`` requests a

@@ -28,9 +28,12 @@ def log_listing_summary(
     client: GraphClient,
     started: float,
     ok: bool,
+    label: str = "",
 ) -> None:
+    # A Tenants-tab entry's run names its label; the account's own tenant keeps the line it always had.
+    named = f" tenant_name={label}" if label else ""
     logger.info(
-        "run_summary input=%s status=%s account=%s tenant=%s resource=%s pages=%d events=%d "
+        "run_summary input=%s status=%s account=%s tenant=%s%s resource=%s pages=%d events=%d "
         "skipped_duplicates=%d without_key=%d bad_items_skipped=%d bad_items_repaired=%d future_items=%d "
         "out_of_range=%d overlap_narrowed=%s requests=%d token_requests=%d retries=%d throttled=%d "
         "restarts=%d tie_rechecks=%d budget_wait_seconds=%.1f expand_fallback=%s stopped_early=%s "
@@ -39,6 +42,7 @@ def log_listing_summary(
         "ok" if ok else "failed",
         account.name,
         account.tenant_id,
+        named,
         spec.name,
         stats.pages,
         stats.events,
@@ -72,9 +76,11 @@ def log_hunting_summary(
     client: GraphClient,
     started: float,
     ok: bool,
+    label: str = "",
 ) -> None:
+    named = f" tenant_name={label}" if label else ""
     logger.info(
-        "run_summary input=%s status=%s account=%s tenant=%s resource=%s rows=%d skipped_duplicates=%d "
+        "run_summary input=%s status=%s account=%s tenant=%s%s resource=%s rows=%d skipped_duplicates=%d "
         "windows=%d splits=%d caps=%d timeouts=%d truncated=%d quota_waits=%d quota_wait_seconds=%.1f "
         "rate_waits=%d quota_deferred=%s requests=%d token_requests=%d retries=%d throttled=%d "
         "budget_wait_seconds=%.1f stopped_early=%s run_seconds=%.2f lag_seconds=%s",
@@ -82,6 +88,7 @@ def log_hunting_summary(
         "ok" if ok else "failed",
         account.name,
         account.tenant_id,
+        named,
         resource,
         s.rows,
         s.skipped,
@@ -102,4 +109,19 @@ def log_hunting_summary(
         s.stopped_early,
         time.monotonic() - started,
         lag_seconds(s.newest),
+    )
+
+
+def log_tenants_summary(
+    logger: logging.Logger, full_name: str, account: cfg.Account, tenants: int, failed: int, started: float
+) -> None:
+    """The run's own line when an input collects Tenants-tab entries (each tenant has its own line too)."""
+    logger.info(
+        "run_summary input=%s scope=run status=%s account=%s tenants=%d tenants_failed=%d run_seconds=%.2f",
+        full_name,
+        "ok" if failed == 0 else "failed",
+        account.name,
+        tenants,
+        failed,
+        time.monotonic() - started,
     )

@@ -15,7 +15,7 @@ from defender_lineage_core.errors import ConfigError
 from defender_lineage_core.graph_client import GraphClient, account_session, client_for_account
 from defender_lineage_core.redaction import install_redaction
 
-from .app import ACCOUNT_CONF, APP, CHECKPOINT_COLLECTION, REST_ROOT, SETTINGS_CONF, USER_AGENT
+from .app import ACCOUNT_CONF, APP, CHECKPOINT_COLLECTION, REST_ROOT, SETTINGS_CONF, TENANT_CONF, USER_AGENT
 
 
 def splunkd_address(server_uri: str) -> Tuple[str, str, int]:
@@ -78,6 +78,20 @@ class SplunkSettings:
 
     def accounts(self) -> Dict[str, Any]:
         return dict(self._conf(ACCOUNT_CONF).get_all(only_current_app=True))
+
+    def tenants(self) -> Dict[str, Any]:
+        """Tenants-tab entries by label; none when the conf file does not exist yet."""
+        try:
+            return dict(self._conf(TENANT_CONF).get_all(only_current_app=True))
+        except conf_manager.ConfManagerException:
+            return {}
+
+    def tenants_used_by(self, input_stanzas: Dict[str, Any]) -> Dict[str, Any]:
+        """Tenants-tab entries when any input stanza has a ``tenants`` field, else {} without asking
+        splunkd (solnlib logs a traceback for a conf file that does not exist yet)."""
+        if any(str((fields or {}).get("tenants") or "").strip() for fields in input_stanzas.values()):
+            return self.tenants()
+        return {}
 
     def checkpointer(self) -> checkpointer.KVStoreCheckpointer:
         return checkpointer.KVStoreCheckpointer(
