@@ -15,7 +15,7 @@ import os
 import time
 from typing import Any, Dict, List, Optional
 
-from defender_lineage_eventstream import start_stream, xml_text
+from defender_lineage_eventstream import write_page, xml_text
 from solnlib import log
 from splunklib import modularinput as smi
 
@@ -68,10 +68,7 @@ class HuntingSink:
                 f'<event unbroken="1"><time>{when}</time>{self.tail}'
                 f"<data>{xml_text(row_text(row.item))}</data><done /></event>"
             )
-        writer = self.writer
-        start_stream(writer)
-        writer._out.write("".join(parts))
-        writer._out.flush()
+        write_page(self.writer, "".join(parts))
 
 
 def row_text(item: Dict[str, Any]) -> str:

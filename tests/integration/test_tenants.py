@@ -177,3 +177,57 @@ def test_every_input_has_tenants_and_validates_it(addon, python, splunkd: Splunk
     assert code != 0 and "tenants" in out
     code, out, _ = run_validate(addon / "bin" / f"{script}.py", python, splunkd, {**base, "tenants": "contoso,fab-1"})
     assert code == 0, out
+
+
+def tenant_guid(n: int) -> str:
+    return f"{n:08x}-0000-4000-8000-{n:012x}"
+
+
+@pytest.mark.integration
+def test_hundred_tenants_one_refusing_one_throttled(
+    addon, python, sim: GraphSimulator, splunkd: SplunkdStandin, tmp_path: Path
+):
+    """Issue 15's 'Done when': 100 tenants under one input, one refusing (403) and one throttled (429 with
+    a Retry-After past the run's deadline): every other tenant fully collected in the first run, the
+    throttled one by the second, nothing written twice, and the tenants collected concurrently."""
+    seed_account(splunkd, sim, "msp")
+    tenants = [tenant_guid(n + 1) for n in range(100)]
+    refusing, throttled = tenants[0], tenants[1]
+    for n, tenant in enumerate(tenants):
+        roles = ("SecurityIncident.Read.All",) if tenant == refusing else READ_ALL  # no alerts role: 403
+        sim.add_customer_tenant(tenant, *roles)
+        add_tenant(splunkd, f"customer-{n:03d}", tenant)
+    sim.faults.add(
+        status=429,
+        resource="alerts_v2",
+        retry_after="600",
+        times=1,
+        predicate=lambda ctx: sim.tenant_of(ctx.headers.get("authorization")) == throttled,
+    )
+    expected = {key: stamp for key, stamp in latest_visible_alerts(sim).items()}
+    params = {"account": "msp", "start_date": FAR_BACK, "tenants": "*", "interval": "60"}
+    first = run_input(splunkd, tmp_path, "defender_alerts", "mssp", params, python, addon=addon)
+    assert first.returncode == 0, first.stderr[-2000:]
+    written = by_source(first.events)
+    source = "ms_graph://{}/security/alerts_v2".format
+    assert set(written) == {source(t) for t in tenants[2:]}, "every other tenant in the first run"
+    for tenant in tenants[2:]:
+        assert written[source(tenant)] == Counter(expected.items()), tenant
+    lines = log_lines(tmp_path)
+    failed = [line for line in lines if "run_failed" in line]
+    assert len(failed) == 1 and f"tenant={refusing}" in failed[0] and "adminconsent" in failed[0]
+    assert any("scope=run" in line and "tenants=100" in line and "tenants_failed=1" in line for line in lines)
+    assert any(f"tenant={throttled}" in line and "stopped_early=True" in line for line in lines)
+    workers = {part for line in lines for part in line.split() if part.startswith("tid=tenant")}
+    assert len(workers) > 1, "the tenants were collected by a pool of workers"
+
+    second = run_input(splunkd, tmp_path, "defender_alerts", "mssp", params, python, addon=addon)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert by_source(second.events) == {source(throttled): Counter(expected.items())}
+    assert len(cursor_keys(splunkd)) == 99  # the refusing tenant has no cursor yet
+
+
+def latest_visible_alerts(sim: GraphSimulator) -> Dict[str, str]:
+    from tests.integration.test_inputs import latest_visible
+
+    return latest_visible(sim.tenant.alert_versions(), sim.tenant.anchor_ticks)

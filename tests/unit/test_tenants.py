@@ -3,9 +3,14 @@ the consent check on save against the simulator's customer tenants."""
 
 from __future__ import annotations
 
-from typing import Iterator
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Iterator, List
 
 import pytest
+from defender_lineage_eventstream import write_page
+from splunklib import modularinput as smi
 
 from defender_lineage_core.account_check import AccountCheckError, check_tenant
 from defender_lineage_core.clouds import resolve
@@ -17,6 +22,7 @@ from defender_lineage_core.tenants import (
     check_tenant_fields,
     parse_tenants_field,
     select_tenants,
+    worker_count,
 )
 from defender_lineage_splunk.inputs import checkpoint_key, count_hunting_inputs, count_sharing_inputs
 from tests.harness.graph_sim import GraphSimulator, SyntheticTenant
@@ -158,3 +164,42 @@ def test_an_unknown_tenant_is_not_mistaken_for_missing_consent(sim: GraphSimulat
     with pytest.raises(AccountCheckError) as refused:
         check_tenant(home_account(sim), "typo", STRANGER, timeout=5)
     assert refused.value.kind == "unknown_tenant" and "adminconsent" not in str(refused.value)
+
+
+class _OverlapDetector:
+    """A stdout that notices two writers inside ``write`` at once (each write yields the GIL)."""
+
+    def __init__(self) -> None:
+        self.inside = 0
+        self.overlaps = 0
+        self.pages: List[str] = []
+        self.guard = threading.Lock()
+
+    def write(self, text: str) -> int:
+        with self.guard:
+            self.inside += 1
+            self.overlaps += self.inside > 1
+        time.sleep(0.002)
+        self.pages.append(text)
+        with self.guard:
+            self.inside -= 1
+        return len(text)
+
+    def flush(self) -> None:
+        time.sleep(0.001)
+
+
+def test_pages_of_concurrent_tenants_reach_stdout_whole():
+    out = _OverlapDetector()
+    writer = smi.EventWriter(output=out)  # type: ignore[arg-type]
+    pages = [f"<event>tenant {t} page {p}</event>" for t in range(8) for p in range(10)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda page: write_page(writer, page), pages))
+    assert out.overlaps == 0
+    assert out.pages[0] == "<stream>" and sorted(out.pages[1:]) == sorted(pages)
+
+
+def test_worker_count_is_bounded_by_the_knob_and_the_tenants():
+    assert worker_count({}, 100) == 8 and worker_count({}, 3) == 3 and worker_count({}, 0) == 1
+    assert worker_count({"TA_DEFENDER_LINEAGE_TENANT_WORKERS": "32"}, 100) == 32
+    assert worker_count({"TA_DEFENDER_LINEAGE_TENANT_WORKERS": "zero"}, 100) == 8

@@ -22,6 +22,18 @@ from .settings import GUID, is_true
 # AADSTS700016 "application ... was not found in the directory ... not installed by the administrator
 # of the tenant or consented to", AADSTS65001 "the user or administrator has not consented".
 CONSENT_CODES = ("AADSTS7000229", "AADSTS700016", "AADSTS65001")
+# Threads collecting tenants at once. Graph work is network-bound (each tenant waits on its own
+# requests and budget); eight keep a 2-core forwarder's CPU busy without a burst of token requests.
+TENANT_WORKERS = 8
+WORKERS_ENV = "TA_DEFENDER_LINEAGE_TENANT_WORKERS"  # test and benchmark knob in splunkd's environment
+
+
+def worker_count(environ: Mapping[str, str], tenants: int) -> int:
+    text = (environ.get(WORKERS_ENV) or "").strip()
+    wanted = int(text) if text.isdigit() and int(text) > 0 else TENANT_WORKERS
+    return max(1, min(wanted, tenants))
+
+
 LABEL = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 ALL = "*"
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, Tuple
+import threading
+from typing import Any, Callable, Dict, Tuple, TypeVar
 from urllib.parse import urlsplit
 
 from solnlib import conf_manager, log
@@ -16,6 +17,8 @@ from defender_lineage_core.graph_client import GraphClient, account_session, cli
 from defender_lineage_core.redaction import install_redaction
 
 from .app import ACCOUNT_CONF, APP, CHECKPOINT_COLLECTION, REST_ROOT, SETTINGS_CONF, TENANT_CONF, USER_AGENT
+
+T = TypeVar("T")
 
 
 def splunkd_address(server_uri: str) -> Tuple[str, str, int]:
@@ -33,14 +36,31 @@ def logger_for(input_type: str) -> logging.Logger:
 
 
 class SplunkSettings:
-    """The add-on's conf files, with encrypted fields decrypted by solnlib."""
+    """The add-on's conf files, with encrypted fields decrypted by solnlib.
+
+    One instance serves one run, whatever its number of tenants: each conf file is fetched once and
+    each whole-file read (proxies, input stanzas, accounts, tenants) is kept for the run, under a lock,
+    so tenants collected at once neither race on splunklib's handles nor repeat the REST calls.
+    """
 
     def __init__(self, session_key: str, server_uri: str) -> None:
         self.session_key = session_key
         self.scheme, self.host, self.port = splunkd_address(server_uri)
         self._confs: Dict[str, conf_manager.ConfFile] = {}
+        self._lock = threading.RLock()
+        self._reads: Dict[str, Any] = {}
+
+    def _once(self, name: str, read: Callable[[], T]) -> T:
+        with self._lock:
+            if name not in self._reads:
+                self._reads[name] = read()  # an exception is not kept: the next caller asks again
+            return self._reads[name]
 
     def _conf(self, conf: str) -> conf_manager.ConfFile:
+        with self._lock:
+            return self._conf_locked(conf)
+
+    def _conf_locked(self, conf: str) -> conf_manager.ConfFile:
         # One handle per conf file for the run (the settings file is read for two stanzas).
         if conf not in self._confs:
             manager = conf_manager.ConfManager(
@@ -56,7 +76,8 @@ class SplunkSettings:
 
     def stanza(self, conf: str, name: str) -> Dict[str, Any]:
         try:
-            return dict(self._conf(conf).get(name))
+            with self._lock:
+                return dict(self._conf(conf).get(name))
         except conf_manager.ConfStanzaNotExistException:
             return {}
         except conf_manager.ConfManagerException:
@@ -70,21 +91,25 @@ class SplunkSettings:
         return level if level in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL") else "INFO"
 
     def proxies(self) -> Dict[str, str]:
-        return cfg.proxies_from_settings(self.stanza(SETTINGS_CONF, "proxy"))
+        return self._once("proxies", lambda: cfg.proxies_from_settings(self.stanza(SETTINGS_CONF, "proxy")))
 
     def input_stanzas(self) -> Dict[str, Any]:
         """Every input stanza splunkd knows (inputs.conf), to count the inputs sharing an account."""
-        return dict(self._conf("inputs").get_all())
+        return self._once("inputs", lambda: dict(self._conf("inputs").get_all()))
 
     def accounts(self) -> Dict[str, Any]:
-        return dict(self._conf(ACCOUNT_CONF).get_all(only_current_app=True))
+        return self._once("accounts", lambda: dict(self._conf(ACCOUNT_CONF).get_all(only_current_app=True)))
 
     def tenants(self) -> Dict[str, Any]:
         """Tenants-tab entries by label; none when the conf file does not exist yet."""
-        try:
-            return dict(self._conf(TENANT_CONF).get_all(only_current_app=True))
-        except conf_manager.ConfManagerException:
-            return {}
+
+        def read() -> Dict[str, Any]:
+            try:
+                return dict(self._conf(TENANT_CONF).get_all(only_current_app=True))
+            except conf_manager.ConfManagerException:
+                return {}
+
+        return self._once("tenants", read)
 
     def tenants_used_by(self, input_stanzas: Dict[str, Any]) -> Dict[str, Any]:
         """Tenants-tab entries when any input stanza has a ``tenants`` field, else {} without asking

@@ -332,6 +332,16 @@ class GraphSimulator:
         """A tenant where the app is consented with ``roles`` (or not consented at all)."""
         self.customer_tenants[tenant_id.lower()] = set(roles) if consented else None
 
+    def tenant_of(self, authorization: Optional[str]) -> Optional[str]:
+        """The tenant a request's bearer token was issued for (a fault predicate's way to single out one
+        customer tenant: ``predicate=lambda ctx: sim.tenant_of(ctx.headers.get("authorization")) == t``)."""
+        scheme, _, token = (authorization or "").partition(" ")
+        with self._lock:
+            entry = self._tokens.get(token.strip()) if scheme.lower() == "bearer" else None
+        if entry is None:
+            return None
+        return entry.tenant_id or self.tenant_id
+
     def issue_token(self, customer_tenant: str = "") -> str:
         """A valid token without going through the endpoint (for tests of Graph behaviour)."""
         now = time.time()
