@@ -1,9 +1,9 @@
 """Tenants (issue 15) through the BUILT inputs: one input reaching several customer tenants with one
 multi-tenant app registration, each under its own cursor; ``tenants`` empty keeps the old cursor key.
 
-The simulator serves every consented customer tenant the same synthetic data (per-tenant data comes
-with the tenant scheduler); what differs per tenant is the token (its path and ``tid``), the consent,
-the event's ``source`` and the cursor.
+A customer tenant either has synthetic data of its own (``add_customer_tenant(..., data=...)``) or is
+served the home tenant's; what always differs per tenant is the token (its path and ``tid``), the
+consent, the event's ``source`` and the cursor.
 """
 
 from __future__ import annotations
@@ -15,11 +15,12 @@ from typing import Dict, List
 
 import pytest
 
-from tests.harness.graph_sim import GraphSimulator
+from tests.harness.graph_sim import GraphSimulator, SyntheticTenant
 from tests.harness.modinput_runner import run_scheme, run_validate
 from tests.harness.pipeline import log_lines, run_input, seed_account
 from tests.harness.splunkd_standin import SplunkdStandin
 from tests.integration.test_account_handler import run_handler
+from tests.integration.test_inputs import latest_visible
 
 FAR_BACK = "2020-01-01T00:00:00Z"
 CHECKPOINTS = "ta_defender_lineage_checkpoints"
@@ -86,8 +87,13 @@ def test_disjoint_tenant_lists_never_touch_each_other_and_empty_keeps_the_old_ke
     addon, python, sim: GraphSimulator, splunkd: SplunkdStandin, tmp_path: Path
 ):
     seed_account(splunkd, sim, "msp")
-    sim.add_customer_tenant(CONTOSO, *READ_ALL)
-    sim.add_customer_tenant(FABRIKAM, *READ_ALL)
+    # Each customer tenant has data of its own: an input must write its tenants' incidents, no one else's.
+    data = {
+        tenant: SyntheticTenant.generate(seed=seed, anchor=sim.tenant.anchor, tenant_id=tenant)
+        for tenant, seed in ((CONTOSO, 11), (FABRIKAM, 12))
+    }
+    for tenant in data:
+        sim.add_customer_tenant(tenant, *READ_ALL, data=data[tenant])
     add_tenant(splunkd, "contoso", CONTOSO)
     add_tenant(splunkd, "fabrikam", FABRIKAM)
     base = {"account": "msp", "start_date": FAR_BACK}
@@ -102,6 +108,12 @@ def test_disjoint_tenant_lists_never_touch_each_other_and_empty_keeps_the_old_ke
     b = run_input(splunkd, tmp_path, "defender_incidents", "b", only_b, python, addon=addon)
     assert {e.source for e in a.events} == {f"ms_graph://{CONTOSO}/security/incidents"}
     assert {e.source for e in b.events} == {f"ms_graph://{FABRIKAM}/security/incidents"}
+    for result, tenant in ((a, CONTOSO), (b, FABRIKAM)):
+        own = latest_visible(data[tenant].incident_versions(), data[tenant].anchor_ticks)
+        assert by_source(result.events)[f"ms_graph://{tenant}/security/incidents"] == Counter(own.items())
+    a_items = set(by_source(a.events)[f"ms_graph://{CONTOSO}/security/incidents"])
+    b_items = set(by_source(b.events)[f"ms_graph://{FABRIKAM}/security/incidents"])
+    assert a_items and b_items and not a_items & b_items, "each input wrote its own tenant's data only"
     after = {d["_key"]: d for d in splunkd.kv_records(CHECKPOINTS)}
     assert sorted(after) == sorted(
         ["defender_incidents__home", f"defender_incidents__a__{CONTOSO}", f"defender_incidents__b__{FABRIKAM}"]
@@ -228,6 +240,4 @@ def test_hundred_tenants_one_refusing_one_throttled(
 
 
 def latest_visible_alerts(sim: GraphSimulator) -> Dict[str, str]:
-    from tests.integration.test_inputs import latest_visible
-
     return latest_visible(sim.tenant.alert_versions(), sim.tenant.anchor_ticks)

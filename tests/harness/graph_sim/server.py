@@ -225,6 +225,8 @@ class GraphSimulator:
         # the application roles consented there, or None when the app was never consented there (no service
         # principal: Entra refuses the token with AADSTS7000229, as its error-code reference says).
         self.customer_tenants: Dict[str, Optional[Set[str]]] = {}
+        # A customer tenant's own alerts and incidents (tenant id -> data); one without is served the home data.
+        self.customer_data: Dict[str, SyntheticTenant] = {}
         self.assertion_verifier: AssertionVerifier = default_assertion_verifier
         self.faults = FaultPlan()
         self.hunting = HuntingSettings()  # runHuntingQuery's caps, quota, timeout and boolean form
@@ -328,9 +330,14 @@ class GraphSimulator:
     def scope(self) -> str:
         return "https://graph.microsoft.com/.default"
 
-    def add_customer_tenant(self, tenant_id: str, *roles: str, consented: bool = True) -> None:
-        """A tenant where the app is consented with ``roles`` (or not consented at all)."""
+    def add_customer_tenant(
+        self, tenant_id: str, *roles: str, consented: bool = True, data: Optional[SyntheticTenant] = None
+    ) -> None:
+        """A tenant where the app is consented with ``roles`` (or not consented at all), serving ``data``
+        (its own SyntheticTenant, shown at the simulator's clock) or, without it, the home tenant's."""
         self.customer_tenants[tenant_id.lower()] = set(roles) if consented else None
+        if data is not None:
+            self.customer_data[tenant_id.lower()] = data
 
     def tenant_of(self, authorization: Optional[str]) -> Optional[str]:
         """The tenant a request's bearer token was issued for (a fault predicate's way to single out one
@@ -586,8 +593,11 @@ class GraphSimulator:
         opts.update({k: str(v) for k, v in state.items() if k.startswith("$")})
         return opts
 
-    def handle_graph(self, resource: str, item_id: Optional[str], opts: Dict[str, str], include_unknown: bool) -> bytes:
-        coll: Collection = self.tenant.alerts if resource == "alerts_v2" else self.tenant.incidents
+    def handle_graph(
+        self, resource: str, item_id: Optional[str], opts: Dict[str, str], include_unknown: bool, customer: str = ""
+    ) -> bytes:
+        data = self.customer_data.get(customer, self.tenant) if customer else self.tenant
+        coll: Collection = data.alerts if resource == "alerts_v2" else data.incidents
         clock = self._clock
         context = f"{self.base_url}/v1.0/$metadata#security/{resource}"
         expand = opts.get("$expand")
@@ -604,7 +614,7 @@ class GraphSimulator:
             found = coll.latest(item_id, clock)
             if found is None:
                 raise _GraphError(404, "NotFound", f"No {resource[:-1]} found with id '{item_id}'.")
-            body = self._item_body(found, bool(expand), include_unknown, clock)
+            body = self._item_body(found, bool(expand), include_unknown, clock, data)
             return b'{"@odata.context":"' + context.encode() + b'/$entity",' + body[1:]
         lo, hi = self._parse_filter(opts.get("$filter"))
         desc = self._parse_orderby(opts.get("$orderby"))
@@ -632,7 +642,7 @@ class GraphSimulator:
         if count == "true":
             parts.append(b',"@odata.count":%d' % len(visible))
         parts.append(b',"value":[')
-        parts.append(b",".join(self._item_body(v, bool(expand), include_unknown, clock) for v in page))
+        parts.append(b",".join(self._item_body(v, bool(expand), include_unknown, clock, data) for v in page))
         parts.append(b"]")
         if skip + top < len(visible) and top > 0:
             state = {k: v for k, v in opts.items() if k in ("$filter", "$orderby", "$expand", "$count")}
@@ -644,11 +654,13 @@ class GraphSimulator:
         parts.append(b"}")
         return b"".join(parts)
 
-    def _item_body(self, v: ItemVersion, expand: bool, include_unknown: bool, clock: int) -> bytes:
+    def _item_body(
+        self, v: ItemVersion, expand: bool, include_unknown: bool, clock: int, data: SyntheticTenant
+    ) -> bytes:
         body = v.body(include_unknown)
         if not expand:
             return body
-        alerts = self.tenant.alerts.by_incident(clock).get(v.item_id, [])
+        alerts = data.alerts.by_incident(clock).get(v.item_id, [])
         inner = b",".join(a.body(include_unknown) for a in alerts)
         return body[:-1] + b',"alerts":[' + inner + b"]}"
 
@@ -927,7 +939,7 @@ class _Handler(BaseHTTPRequestHandler):
                 raise graph_error
             prefer = ",".join(self.headers.get_all("Prefer") or [])
             include_unknown = PREFER_UNKNOWN in [p.strip().lower() for p in prefer.split(",")]
-            body = sim.handle_graph(resource, coll_match.group(2), opts, include_unknown)
+            body = sim.handle_graph(resource, coll_match.group(2), opts, include_unknown, customer)
             if include_unknown:
                 extra["Preference-Applied"] = PREFER_UNKNOWN
             extra["OData-Version"] = "4.0"
