@@ -3,6 +3,7 @@ the consent check on save against the simulator's customer tenants."""
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -24,7 +25,12 @@ from defender_lineage_core.tenants import (
     select_tenants,
     worker_count,
 )
-from defender_lineage_splunk.inputs import checkpoint_key, count_hunting_inputs, count_sharing_inputs
+from defender_lineage_splunk.inputs import (
+    checkpoint_key,
+    count_hunting_inputs,
+    count_sharing_inputs,
+    tenant_cursor_pattern,
+)
 from tests.harness.graph_sim import GraphSimulator, SyntheticTenant
 
 CUSTOMER = "0f1e2d3c-4b5a-4987-8654-3210fedcba98"
@@ -203,3 +209,15 @@ def test_worker_count_is_bounded_by_the_knob_and_the_tenants():
     assert worker_count({}, 100) == 8 and worker_count({}, 3) == 3 and worker_count({}, 0) == 1
     assert worker_count({"TA_DEFENDER_LINEAGE_TENANT_WORKERS": "32"}, 100) == 32
     assert worker_count({"TA_DEFENDER_LINEAGE_TENANT_WORKERS": "zero"}, 100) == 8
+
+
+def test_the_per_tenant_cursors_of_one_input_and_of_no_other_are_matched():
+    pattern = re.compile(tenant_cursor_pattern("defender_alerts", "foo"))
+    assert pattern.match(checkpoint_key("defender_alerts", "foo", CUSTOMER))
+    for other in (
+        checkpoint_key("defender_alerts", "foo"),  # its own tenant-less cursor is deleted by key
+        checkpoint_key("defender_alerts", "foo__bar", CUSTOMER),
+        checkpoint_key("defender_alerts", "foox", CUSTOMER),
+        checkpoint_key("defender_incidents", "foo", CUSTOMER),
+    ):
+        assert not pattern.match(other), other

@@ -51,6 +51,15 @@ def checkpoint_key(input_type: str, input_name: str, tenant_id: str = "") -> str
     return f"{key}__{tenant_id.strip().lower()}" if tenant_id else key
 
 
+def tenant_cursor_pattern(input_type: str, input_name: str) -> str:
+    """A KV store ``$regex`` matching the per-tenant cursor keys of one input and of no other input.
+
+    Input names are letters, digits and ``_`` (they may hold ``__``), so the tenant part is pinned to a
+    GUID, which no input name can contain (``-``)."""
+    guid = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+    return f"^{re.escape(checkpoint_key(input_type, input_name))}__{guid}$"
+
+
 def count_sharing_inputs(
     input_stanzas: Mapping[str, Mapping[str, object]],
     accounts: Mapping[str, Mapping[str, object]],
