@@ -12,9 +12,8 @@ from typing import Any, Mapping
 
 import import_declare_test  # noqa: F401
 
-from splunktaucclib.rest_handler.admin_external import AdminExternalHandler
 from splunktaucclib.rest_handler.error import RestError
-from ta_defender_lineage_account_handler import USER_AGENT, _logger, has_hunting_input, read_stanza
+from ta_defender_lineage_account_handler import USER_AGENT, AccountHandler, _logger, has_hunting_input, read_stanza
 
 from defender_lineage_core.account_check import check_tenant
 from defender_lineage_core.errors import ConfigError
@@ -23,7 +22,10 @@ from defender_lineage_core.tenants import check_tenant_fields
 from defender_lineage_splunk.app import ACCOUNT_CONF, SETTINGS_CONF, TENANT_CONF
 
 
-class TenantHandler(AdminExternalHandler):
+class TenantHandler(AccountHandler):
+    """The account handler's create/edit flow (a check before UCC's write; enabling or disabling skips
+    it), with the tenant's own check."""
+
     def _check(self, creating: bool) -> None:
         payload: Mapping[str, Any] = self.payload or {}
         label = str(self.callerArgs.id or "")
@@ -58,12 +60,3 @@ class TenantHandler(AdminExternalHandler):
             ",".join(sorted(result.resources)),
             result.seconds,
         )
-
-    def handleCreate(self, confInfo: Any) -> Any:
-        self._check(creating=True)
-        return super().handleCreate(confInfo)
-
-    def handleEdit(self, confInfo: Any) -> Any:
-        if (self.payload or {}).get("disabled") is None:
-            self._check(creating=False)
-        return super().handleEdit(confInfo)

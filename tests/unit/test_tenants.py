@@ -16,7 +16,7 @@ from splunklib import modularinput as smi
 from defender_lineage_core.account_check import AccountCheckError, check_tenant
 from defender_lineage_core.clouds import resolve
 from defender_lineage_core.errors import ConfigError
-from defender_lineage_core.settings import account_from_conf
+from defender_lineage_core.settings import Account
 from defender_lineage_core.tenants import (
     Tenant,
     admin_consent_url,
@@ -32,6 +32,7 @@ from defender_lineage_splunk.inputs import (
     tenant_cursor_pattern,
 )
 from tests.harness.graph_sim import GraphSimulator, SyntheticTenant
+from tests.unit.test_account_check import account
 
 CUSTOMER = "0f1e2d3c-4b5a-4987-8654-3210fedcba98"
 STRANGER = "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee"
@@ -114,18 +115,8 @@ def sim() -> Iterator[GraphSimulator]:
         yield server
 
 
-def home_account(sim: GraphSimulator):
-    return account_from_conf(
-        "msp",
-        {
-            "tenant_id": sim.tenant_id,
-            "client_id": sim.client_id,
-            "client_secret": sim.client_secret,
-            "cloud": "custom",
-            "login_url": sim.base_url,
-            "graph_url": sim.base_url,
-        },
-    )
+def home_account(sim: GraphSimulator) -> Account:
+    return account(sim)  # the account check's tests' account: the app's home tenant in the simulator
 
 
 def test_a_consented_customer_tenant_passes(sim: GraphSimulator):
