@@ -31,7 +31,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 from defender_lineage_kvstore import IncidentStoreClient, IncidentStoreError
 
 from defender_lineage_core import settings as cfg
-from defender_lineage_core.budget import budget_per_minute, count_sharing_inputs, input_share, shared_budget
+from defender_lineage_core.budget import budget_per_minute, input_share, shared_budget
 from defender_lineage_core.errors import DefenderLineageError
 from defender_lineage_core.graph_client import GraphClient, timeout_from_environment
 from defender_lineage_core.incident_store import docs_from_incident
@@ -51,7 +51,8 @@ from defender_lineage_core.response_actions import (
     parse_max_targets,
     plan_targets,
 )
-from defender_lineage_modinput import SplunkSettings, graph_client
+from defender_lineage_splunk.inputs import count_sharing_inputs
+from defender_lineage_splunk.splunkd import SplunkSettings, graph_client
 
 AUDIT_SOURCETYPE = "ms:defender:graph:action"
 DEFAULT_AUDIT_INDEX = "main"

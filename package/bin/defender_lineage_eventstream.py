@@ -6,6 +6,7 @@ Kept apart from the Splunk configuration adapter so it depends on splunklib's Ev
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any, Dict, List, Optional
 from xml.sax.saxutils import escape
 
@@ -13,6 +14,19 @@ from splunklib import modularinput as smi
 
 from defender_lineage_core.collector import Version
 from defender_lineage_core.timestamps import epoch_seconds, now_ticks
+
+# splunkd reads one XML stream from the process's stdout. When several tenants are collected at once,
+# each page is written (and the stream opened) under this lock, so pages never interleave: a page is
+# whole on stdout before its cursor is saved (page_commits.py), whichever tenant wrote it.
+STREAM_LOCK = threading.Lock()
+
+
+def write_page(writer: smi.EventWriter, text: str) -> None:
+    """One page of rendered events to splunkd: one write and one flush, never interleaved."""
+    with STREAM_LOCK:
+        start_stream(writer)
+        writer._out.write(text)
+        writer._out.flush()
 
 
 class EventSink:
@@ -47,10 +61,7 @@ class EventSink:
 
     def write(self, text: str) -> None:
         """Write rendered events to splunkd, in one write and one flush."""
-        writer = self.writer
-        start_stream(writer)
-        writer._out.write(text)
-        writer._out.flush()
+        write_page(self.writer, text)
 
 
 # Linux's fcntl command for a pipe's capacity (``fcntl.F_SETPIPE_SZ`` from Python 3.10 on).

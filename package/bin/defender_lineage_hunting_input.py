@@ -15,7 +15,7 @@ import os
 import time
 from typing import Any, Dict, List, Optional
 
-from defender_lineage_eventstream import start_stream, xml_text
+from defender_lineage_eventstream import write_page, xml_text
 from solnlib import log
 from splunklib import modularinput as smi
 
@@ -31,12 +31,17 @@ from defender_lineage_core.hunting import (
     HuntingState,
     Row,
     check_query,
-    count_hunting_inputs,
     hunting_per_minute,
     parse_lookback,
 )
+from defender_lineage_core.tenants import parse_tenants_field
 from defender_lineage_core.timestamps import TICKS_PER_SECOND, epoch_seconds, now_ticks
-from defender_lineage_modinput import SplunkSettings, _attach_budget, graph_client, logger_for, run_stanzas, source_for
+from defender_lineage_modinput import _attach_budget
+from defender_lineage_splunk.inputs import checkpoint_key, count_hunting_inputs, source_for
+from defender_lineage_splunk.reporting import log_hunting_summary
+from defender_lineage_splunk.splunkd import SplunkSettings, graph_client, logger_for
+from defender_lineage_splunk.stanzas import run_stanzas
+from defender_lineage_splunk.tenant_runs import run_tenants
 
 INPUT_TYPE = "defender_hunting"
 # Test knobs in splunkd's environment (not settings): smaller caps so the simulator can show a split.
@@ -63,10 +68,7 @@ class HuntingSink:
                 f'<event unbroken="1"><time>{when}</time>{self.tail}'
                 f"<data>{xml_text(row_text(row.item))}</data><done /></event>"
             )
-        writer = self.writer
-        start_stream(writer)
-        writer._out.write("".join(parts))
-        writer._out.flush()
+        write_page(self.writer, "".join(parts))
 
 
 def row_text(item: Dict[str, Any]) -> str:
@@ -113,6 +115,35 @@ def run_hunting(
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     account = splunk.account(str(params.get("account") or ""))
+
+    def hunt(reached: cfg.Account, key: str, label: str) -> Any:
+        return _hunt_tenant(splunk, params, name, query, lookback, reached, key, label, event_writer, logger, started)
+
+    wanted = parse_tenants_field(params.get("tenants"))
+    if wanted is None:
+        # The account's own tenant, under the cursor key inputs have always used (no re-ingest on upgrade).
+        stats = hunt(account, checkpoint_key(INPUT_TYPE, name), "")
+    else:
+        stats = run_tenants(splunk, logger, INPUT_TYPE, name, account, wanted, hunt, started)
+    log.modular_input_end(logger, full_name)
+    return stats
+
+
+def _hunt_tenant(
+    splunk: SplunkSettings,
+    params: Dict[str, Any],
+    name: str,
+    query: str,
+    lookback: int,
+    account: cfg.Account,
+    key: str,
+    label: str,
+    event_writer: smi.EventWriter,
+    logger: logging.Logger,
+    started: float,
+) -> Any:
+    """One tenant's hunting run (``account.tenant_id``) under the cursor ``key``."""
+    full_name = f"{INPUT_TYPE}://{name}"
     interval = cfg.interval_seconds(params.get("interval") or 300)
     client = graph_client(account, splunk.proxies(), logger)
     deadline = started + interval
@@ -125,7 +156,10 @@ def run_hunting(
     per_minute = hunting_per_minute(os.environ)
     if per_minute is not None:
         try:
-            sharing = count_hunting_inputs(splunk.input_stanzas(), splunk.accounts(), account.tenant_id, full_name)
+            stanzas = splunk.input_stanzas()
+            sharing = count_hunting_inputs(
+                stanzas, splunk.accounts(), account.tenant_id, full_name, splunk.tenants_used_by(stanzas)
+            )
         except Exception as exc:  # the budget must not stop collection: assume this input is alone
             logger.warning("hunting_budget_inputs_unknown input=%s error_type=%s", full_name, type(exc).__name__)
             sharing = 1
@@ -139,7 +173,6 @@ def run_hunting(
             budget.per_minute_bound(),
         )
     store = splunk.checkpointer()
-    key = cfg.checkpoint_key(INPUT_TYPE, name)
     state = HuntingState.from_json(store.get(key), account.tenant_id)
     if state is None:
         state = HuntingState(account.tenant_id)
@@ -179,39 +212,7 @@ def run_hunting(
         stats = run.run()
         ok = True
     finally:
-        s = run.stats
-        lag = f"{(now_ticks() - s.newest) / TICKS_PER_SECOND:.1f}" if s.newest is not None else ""
-        logger.info(
-            "run_summary input=%s status=%s account=%s tenant=%s resource=%s rows=%d skipped_duplicates=%d "
-            "windows=%d splits=%d caps=%d timeouts=%d truncated=%d quota_waits=%d quota_wait_seconds=%.1f "
-            "rate_waits=%d quota_deferred=%s requests=%d token_requests=%d retries=%d throttled=%d "
-            "budget_wait_seconds=%.1f stopped_early=%s run_seconds=%.2f lag_seconds=%s",
-            full_name,
-            "ok" if ok else "failed",
-            account.name,
-            account.tenant_id,
-            RESOURCE,
-            s.rows,
-            s.skipped,
-            s.windows,
-            s.splits,
-            s.caps,
-            s.timeouts,
-            s.truncated,
-            s.quota_waits,
-            s.quota_wait_seconds,
-            s.rate_waits,
-            s.quota_deferred,
-            client.stats.requests,
-            client.stats.token_requests,
-            client.stats.retries,
-            client.stats.throttled,
-            client.stats.budget_wait_seconds,
-            s.stopped_early,
-            time.monotonic() - started,
-            lag,
-        )
-    log.modular_input_end(logger, full_name)
+        log_hunting_summary(logger, full_name, account, RESOURCE, run.stats, client, started, ok, label)
     return stats
 
 
@@ -225,3 +226,4 @@ def validate_input(definition: smi.ValidationDefinition) -> None:
         raise ConfigError(str(exc)) from None
     if params.get("interval"):
         cfg.interval_seconds(params.get("interval"))
+    parse_tenants_field(params.get("tenants"))

@@ -54,13 +54,24 @@ print(json.dumps(results))
 """
 
 
-def run_handler(addon: Path, python: str, splunkd: SplunkdStandin, tmp_path: Path, cases: List[Dict[str, Any]]):
+def run_handler(
+    addon: Path,
+    python: str,
+    splunkd: SplunkdStandin,
+    tmp_path: Path,
+    cases: List[Dict[str, Any]],
+    handler: str = "ta_defender_lineage_account_handler.AccountHandler",
+):
+    """Each case through ``handler`` (module.Class of a REST handler in the built add-on's bin/)."""
     installed = tmp_path / "etc" / "apps" / addon.name
     if not installed.exists():
         shutil.copytree(addon, installed)
     (tmp_path / "var" / "log" / "splunk").mkdir(parents=True, exist_ok=True)
     probe = installed / "bin" / "zz_handler_probe.py"
-    probe.write_text(PROBE)
+    module_name, class_name = handler.rsplit(".", 1)
+    probe.write_text(
+        PROBE.replace("ta_defender_lineage_account_handler", module_name).replace("AccountHandler", class_name)
+    )
     env = {
         "PATH": os.environ.get("PATH", ""),
         "PYTHONPATH": str(STUB),

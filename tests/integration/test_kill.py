@@ -84,3 +84,58 @@ def test_sigkill_at_random_moments_loses_nothing_and_repeats_at_most_a_page_per_
     assert max(total.values()) <= 1 + kills
     assert mid_backfill >= KILLS // 2, "most kills must land while the backfill is in progress"
     assert mid_write >= KILLS // 2, "most kills must land while a run is writing events"
+
+
+TENANT_IDS = [f"{n:08x}-0000-4000-8000-{n:012x}" for n in range(1, 5)]
+TENANT_KILLS = 8
+
+
+def test_sigkill_with_tenants_collected_at_once_loses_nothing_per_tenant(addon, splunkd, tmp_path):
+    """The same guarantee per tenant when one input collects four tenants concurrently (issue 15):
+    every tenant ends with every version, at most a page repeated per kill, and the XML stream is never
+    cut inside another tenant's page."""
+    python = INTERPRETERS["py313"]
+    if not python:
+        pytest.skip("*** Python 3.13 NOT FOUND: runtime test skipped ***")
+    with GraphSimulator(SyntheticTenant.bulk(3_000, seed=6, single_version=True), max_lifetime=600.0) as sim:
+        seed_account(splunkd, sim, "msp")
+        for n, tenant in enumerate(TENANT_IDS):
+            sim.add_customer_tenant(tenant, "SecurityAlert.Read.All", "SecurityIncident.Read.All")
+            splunkd.set_conf("ta_defender_lineage_tenant", f"customer-{n}", {"tenant_id": tenant, "account": "msp"})
+        sim.server_page_cap = PAGE
+        # 60 pages a tenant at 0.2 s each: eight kills at 0.8-2 s cannot finish the backfill before the last one.
+        sim.faults.add(kind="delay", delay=0.2, resource="alerts_v2", times=None)
+        expected = set(sim.tenant.alert_version_keys())
+        rng = random.Random(20261207)
+        stanza = {"account": "msp", "start_date": "2020-01-01T00:00:00Z", "interval": "300", "tenants": "*"}
+        totals = {f"ms_graph://{t}/security/alerts_v2": Counter() for t in TENANT_IDS}
+        kills = mid_backfill = 0
+        for _ in range(3 * TENANT_KILLS):
+            if kills >= TENANT_KILLS:
+                break
+            result = run_input(
+                splunkd,
+                tmp_path,
+                "defender_alerts",
+                "k",
+                stanza,
+                python,
+                timeout=120.0,
+                kill_after=rng.uniform(0.8, 2.0),
+            )
+            assert result.stream_error is None, result.stream_error
+            for e in result.events:
+                item = json.loads(e.data)
+                totals[e.source][(item["id"], item["lastUpdateDateTime"])] += 1
+            kills += int(result.killed)
+            mid_backfill += int(result.killed and bool(result.events))
+        assert kills >= TENANT_KILLS
+        assert mid_backfill >= TENANT_KILLS // 2, "most kills must land while tenants are writing events"
+        final = run_input(splunkd, tmp_path, "defender_alerts", "k", stanza, python, timeout=120.0)
+        assert final.returncode == 0 and not final.killed, final.stderr[-2000:]
+        for e in final.events:
+            item = json.loads(e.data)
+            totals[e.source][(item["id"], item["lastUpdateDateTime"])] += 1
+    for source, total in totals.items():
+        assert set(total) == expected, f"{source}: {len(expected - set(total))} versions lost"
+        assert sum(n - 1 for n in total.values()) <= PAGE * kills, source

@@ -21,7 +21,8 @@ PROBE = r"""
 import importlib, json, pathlib, sys
 import import_declare_test
 names = sorted(p.stem for p in pathlib.Path(".").glob("*.py") if p.stem != "zz_import_probe")
-names += sorted("defender_lineage_core." + p.stem for p in pathlib.Path("defender_lineage_core").glob("*.py"))
+for package in ("defender_lineage_core", "defender_lineage_splunk"):
+    names += sorted(package + "." + p.stem for p in pathlib.Path(package).glob("*.py"))
 failed = {}
 for name in names:
     try:

@@ -46,6 +46,7 @@ BREAKING: Dict[Tuple[str, str], Optional[str]] = {
     ("query", "string"): "q" * 30001,
     ("query", "regex"): "   ",
     ("lookback", "regex"): "1 day",
+    ("tenants", "regex"): "contoso, *",
     # the proxy tab's fields, once globalConfig.json overrides UCC's defaults for them
     ("proxy_type", "regex"): None,
     ("proxy_url", "string"): "a" * 4097,
@@ -378,10 +379,20 @@ def test_input_create_edit_clone_delete(
     ui.row("alerts_copy").wait_for()
     assert (splunkd.conf_stanza("inputs", "defender_alerts://alerts_copy") or {})["interval"] == "900"
 
+    # Its cursors: its own, and one per tenant (a tenants field); other inputs' cursors stay.
+    tenants = ("0f1e2d3c-4b5a-4987-8654-3210fedcba98", "1a2b3c4d-5e6f-4a0b-9c8d-7e6f5a4b3c2d")
+    gone = ["defender_alerts__alerts_copy"] + [f"defender_alerts__alerts_copy__{t}" for t in tenants]
+    kept = [
+        "defender_alerts__alerts_prod",
+        "defender_alerts__alerts_copy__x",  # the input named alerts_copy__x
+        f"defender_incidents__alerts_copy__{tenants[0]}",
+    ]
+    splunkd.kv_save("ta_defender_lineage_checkpoints", [{"_key": k, "state": "{}"} for k in gone + kept])
     ui.action("alerts_copy", "delete")
     ui.modal_button("Delete").click()
     ui.row("alerts_copy").wait_for(state="detached")
     assert splunkd.conf_stanza("inputs", "defender_alerts://alerts_copy") is None
+    assert sorted(d["_key"] for d in splunkd.kv_records("ta_defender_lineage_checkpoints")) == sorted(kept)
 
 
 def test_logging_save(sim: GraphSimulator, splunkd: SplunkdStandin, web: SplunkWebStandin, ui: Ui) -> None:

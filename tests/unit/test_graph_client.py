@@ -15,7 +15,6 @@ from defender_lineage_core.budget import (
     DeadlineReached,
     RequestBudget,
     budget_per_minute,
-    count_sharing_inputs,
     input_share,
     reset_registry,
     shared_budget,
@@ -23,6 +22,7 @@ from defender_lineage_core.budget import (
 from defender_lineage_core.clouds import resolve
 from defender_lineage_core.errors import AuthError, GraphError, MalformedResponse, MissingPermission, TransientError
 from defender_lineage_core.graph_client import ClientSecret, GraphClient, timeout_from_environment
+from defender_lineage_splunk.inputs import count_sharing_inputs
 from tests.harness.graph_sim import DEFAULT_ROLES, GraphSimulator, SyntheticTenant
 
 FILTER = {"$filter": "lastUpdateDateTime ge 2020-01-01T00:00:00Z", "$orderby": "lastUpdateDateTime asc"}

@@ -22,7 +22,6 @@ from defender_lineage_core.hunting import (
     Row,
     check_query,
     column_types,
-    count_hunting_inputs,
     fingerprint,
     format_timespan,
     hunting_per_minute,
@@ -32,6 +31,7 @@ from defender_lineage_core.hunting import (
     split_window,
 )
 from defender_lineage_core.timestamps import TICKS_PER_SECOND, format_instant, parse_instant
+from defender_lineage_splunk.inputs import count_hunting_inputs
 
 ROOT = Path(__file__).resolve().parents[2]
 TENANT = "4a1f0c2e-9b7d-4c3a-8e55-2f6d1b0a9c31"

@@ -44,7 +44,8 @@ from tests.harness.spl_pipeline import split_top
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT = ROOT / "package" / "default"
 VIEWS = DEFAULT / "data" / "ui" / "views"
-MODINPUT = ROOT / "package" / "bin" / "defender_lineage_modinput.py"
+# The run_summary lines are written by the Splunk side's reporting module, run_failed by its stanza loop.
+LOG_LINE_MODULES = [ROOT / "package" / "bin" / "defender_lineage_splunk" / n for n in ("reporting.py", "stanzas.py")]
 
 
 def conf(name: str) -> configparser.RawConfigParser:
@@ -188,7 +189,7 @@ DEFENDERLINEAGE = set(OUTPUT_FIELDS) | set(INCIDENT_OUTPUT_FIELDS)
 
 def log_fields() -> Set[str]:
     """key=value names of the inputs' run_summary and run_failed lines (from the format strings)."""
-    text = MODINPUT.read_text(encoding="utf-8")
+    text = "\n".join(p.read_text(encoding="utf-8") for p in LOG_LINE_MODULES)
     names = set(re.findall(r"(\w+)=\"?%", text))
     assert {"input", "status", "account", "tenant", "lag_seconds", "throttled", "error_type", "message"} <= names
     return names

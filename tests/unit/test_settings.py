@@ -11,12 +11,12 @@ from defender_lineage_core.errors import ConfigError, auth_error, graph_error
 from defender_lineage_core.settings import (
     account_from_conf,
     check_account_fields,
-    checkpoint_key,
     interval_seconds,
     proxies_from_settings,
     start_ticks,
 )
 from defender_lineage_core.timestamps import TICKS_PER_SECOND, parse_instant
+from defender_lineage_splunk.inputs import checkpoint_key
 
 ROOT = Path(__file__).resolve().parents[2]
 

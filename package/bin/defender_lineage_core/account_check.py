@@ -9,6 +9,7 @@ identifiers only; they never carry the secret, the key, a token or the proxy pas
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import socket
@@ -35,6 +36,7 @@ from .errors import (
 from .graph_client import GraphClient, account_session, client_for_account
 from .proxy import proxy_auth_message
 from .settings import Account, account_from_conf
+from .tenants import CONSENT_CODES, admin_consent_url, permissions_for
 
 RESOURCES = ("alerts_v2", "incidents")
 HUNTING_RESOURCE = "runHuntingQuery"
@@ -217,6 +219,56 @@ def check_saved_account(
     refuse_redirected_credential(payload, stored)  # before anything is sent anywhere
     account = account_from_conf(name, merge_saved_account(payload, stored))
     return check_account(account, proxies=proxies, **options)
+
+
+def check_tenant(
+    account: Account,
+    label: str,
+    tenant_id: str,
+    proxies: Optional[Mapping[str, str]] = None,
+    hunting: bool = False,
+    **options: Any,
+) -> CheckResult:
+    """Prove the account's app registration reaches a customer tenant: a token in that tenant, then
+    ``$top=1`` on each resource (and the hunting probe when ``hunting``).
+
+    When the app is not consented there, or is consented without the permissions, the error gives the
+    exact fix: the admin-consent URL for that tenant, client id and cloud, and the permissions it grants.
+    """
+    reached = dataclasses.replace(account, tenant_id=tenant_id.strip().lower())
+    resources = list(RESOURCES) + ([HUNTING_RESOURCE] if hunting else [])
+    try:
+        result = check_account(reached, proxies=proxies, hunting=hunting, **options)
+    except AccountCheckError as exc:
+        if exc.code in CONSENT_CODES or exc.kind == "missing_consent":
+            raise _consent_needed(reached, label, resources, exc.code, consented=False) from None
+        if exc.kind == "missing_permission":
+            raise _consent_needed(reached, label, resources, exc.code, consented=True) from None
+        raise
+    result.account = label
+    return result
+
+
+def _consent_needed(
+    account: Account, label: str, resources: Sequence[str], code: str, consented: bool
+) -> AccountCheckError:
+    url = admin_consent_url(account.endpoints.login_root, account.tenant_id, account.client_id)
+    permissions = ", ".join(permissions_for(resources))
+    if consented:
+        what = (
+            f"The app {account.client_id} is consented in tenant '{label}' ({account.tenant_id}) but Microsoft Graph "
+            f"refused it (HTTP 403): the consent predates permissions the app now needs."
+        )
+    else:
+        what = f"The app {account.client_id} is not consented in tenant '{label}' ({account.tenant_id}) ({code})."
+    return AccountCheckError(
+        f"{what} Fix: a Global Administrator of that tenant opens {url} and accepts; this grants the Microsoft "
+        f"Graph application permissions {permissions} (they must be listed under API permissions on the app "
+        "registration, which must be multi-tenant: Authentication > Supported account types > Accounts in any "
+        "organizational directory). Delegated (GDAP) partner access does not grant application permissions.",
+        "missing_consent",
+        code,
+    )
 
 
 # -- mapping -----------------------------------------------------------------------------------

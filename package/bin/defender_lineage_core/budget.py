@@ -14,6 +14,8 @@ Graph ``/security`` API. The add-on stays inside it on its own, before Graph has
   counts the enabled ``defender_alerts``, ``defender_incidents`` and ``defender_hunting`` inputs
   whose account has the same tenant id and client id (read from ``inputs.conf`` and the account
   configuration through splunkd), and takes an equal share: ``share = 150 / n`` requests a minute.
+  For a customer tenant reached through an input's ``tenants`` field, ``n`` counts the inputs whose
+  ``tenants`` select it (the counting lives on the Splunk side: ``defender_lineage_splunk/inputs.py``).
 * **One input's share.** Every input runs in its own process, started again every ``interval``
   seconds (at least 60). A process draws from a token bucket that starts full with
   ``burst = max(1, share / 10)`` requests and refills at ``(share - 2 * burst) / 60`` requests a
@@ -39,13 +41,12 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable, Dict, Iterable, Mapping, Optional, Tuple
+from typing import Callable, Dict, Mapping, Optional, Tuple
 
 from .errors import DefenderLineageError
 
 GRAPH_SECURITY_REQUESTS_PER_MINUTE = 150.0
 BUDGET_ENV = "TA_DEFENDER_LINEAGE_REQUESTS_PER_MINUTE"
-INPUT_TYPES = ("defender_alerts", "defender_incidents", "defender_hunting")
 
 
 class DeadlineReached(DefenderLineageError):
@@ -153,56 +154,5 @@ def budget_per_minute(environ: Mapping[str, str]) -> Optional[float]:
     return per_minute_from_environment(environ, BUDGET_ENV, GRAPH_SECURITY_REQUESTS_PER_MINUTE)
 
 
-def count_sharing_inputs(
-    input_stanzas: Mapping[str, Mapping[str, object]],
-    accounts: Mapping[str, Mapping[str, object]],
-    tenant_id: str,
-    client_id: str,
-    own_stanza: str,
-) -> int:
-    """Enabled inputs of this add-on whose account is the same app registration in the same tenant.
-
-    ``input_stanzas``: inputs.conf stanzas by name (``defender_alerts://x``); ``accounts``: account
-    stanzas by name (only ``tenant_id`` and ``client_id`` are read). The running input always counts,
-    even when splunkd did not list it, so the result is at least 1.
-    """
-    return count_enabled_inputs(input_stanzas, accounts, INPUT_TYPES, own_stanza, tenant_id, client_id)
-
-
-def count_enabled_inputs(
-    input_stanzas: Mapping[str, Mapping[str, object]],
-    accounts: Mapping[str, Mapping[str, object]],
-    input_types: Iterable[str],
-    own_stanza: str,
-    tenant_id: str,
-    client_id: Optional[str] = None,
-) -> int:
-    """Enabled inputs of ``input_types`` whose account is in ``tenant_id`` (and, when ``client_id`` is
-    given, is that app registration); at least 1, the running input ``own_stanza``."""
-
-    def same(value: object, wanted: str) -> bool:
-        return str(value or "").strip().lower() == wanted.strip().lower()
-
-    owners = {
-        name
-        for name, fields in accounts.items()
-        if same(fields.get("tenant_id"), tenant_id) and (client_id is None or same(fields.get("client_id"), client_id))
-    }
-    types = frozenset(input_types)
-    sharing = {own_stanza}
-    for name, fields in input_stanzas.items():
-        if "://" not in name or name.split("://", 1)[0] not in types:
-            continue
-        if _is_true(fields.get("disabled")):
-            continue
-        if str(fields.get("account") or "").strip() in owners:
-            sharing.add(name)
-    return len(sharing)
-
-
 def input_share(per_minute: float, sharing_inputs: int) -> float:
     return per_minute / max(1, sharing_inputs)
-
-
-def _is_true(value: object) -> bool:
-    return str(value).strip().lower() in ("1", "true", "yes", "t", "y", "on")

@@ -122,6 +122,8 @@ _AADSTS_ADVICE = {
     "700027": "the client assertion could not be verified: upload this certificate to the app registration",
     "700024": "the client assertion is outside its validity window: check the clock of this Splunk host",
     "7000112": "the application is disabled in the tenant",
+    "7000229": "the application is not consented in this tenant (no service principal): grant admin consent there",
+    "65001": "the application is not consented in this tenant: grant admin consent there",
     "50034": "the account does not exist in this tenant",
     "1002012": "the scope is invalid for this cloud: check the account's cloud",
 }

@@ -53,7 +53,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
-from .budget import DeadlineReached, RequestBudget, count_enabled_inputs, per_minute_from_environment
+from .budget import DeadlineReached, RequestBudget, per_minute_from_environment
 from .errors import GraphError, MalformedResponse, graph_error, safe_id, safe_text
 from .graph_client import GraphClient
 from .timestamps import TICKS_PER_SECOND, format_instant, parse_instant
@@ -148,17 +148,6 @@ def check_query(query: Optional[str]) -> str:
 def hunting_per_minute(environ: Mapping[str, str]) -> Optional[float]:
     """The per-tenant hunting budget: 30 calls a minute, or the diagnostic override; None when off."""
     return per_minute_from_environment(environ, HUNTING_BUDGET_ENV, HUNTING_CALLS_PER_MINUTE)
-
-
-def count_hunting_inputs(
-    input_stanzas: Mapping[str, Mapping[str, object]],
-    accounts: Mapping[str, Mapping[str, object]],
-    tenant_id: str,
-    own_stanza: str,
-) -> int:
-    """Enabled ``defender_hunting`` inputs whose account is in this tenant (any app registration):
-    the hunting quota is the tenant's. At least 1 (the running input)."""
-    return count_enabled_inputs(input_stanzas, accounts, ("defender_hunting",), own_stanza, tenant_id)
 
 
 # -- windows ---------------------------------------------------------------------------------------

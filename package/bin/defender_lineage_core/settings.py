@@ -108,8 +108,3 @@ def proxies_from_settings(values: Mapping[str, Any]) -> Dict[str, str]:
     """
     settings = proxy_settings(values)
     return ProxyMap(settings) if settings is not None else {}
-
-
-def checkpoint_key(input_type: str, input_name: str) -> str:
-    """KV store key of an input's cursor; one per input, whatever its account."""
-    return f"{input_type}__{re.sub(r'[^A-Za-z0-9_.-]', '_', input_name)}"

@@ -150,11 +150,12 @@ def default_assertion_verifier(
 
 
 class _Token:
-    __slots__ = ("expires", "revoked")
+    __slots__ = ("expires", "revoked", "tenant_id")
 
-    def __init__(self, expires: float) -> None:
+    def __init__(self, expires: float, tenant_id: str = "") -> None:
         self.expires = expires
         self.revoked = False
+        self.tenant_id = tenant_id  # a customer tenant's id, or "" for the home tenant
 
 
 class _GraphError(Exception):
@@ -220,6 +221,12 @@ class GraphSimulator:
         self.token_lifetime = token_lifetime
         self.tenant_aliases = set(tenant_aliases)
         self.app_roles: Set[str] = set(roles)
+        # Customer tenants a multi-tenant app registration may reach with the same credential: tenant id ->
+        # the application roles consented there, or None when the app was never consented there (no service
+        # principal: Entra refuses the token with AADSTS7000229, as its error-code reference says).
+        self.customer_tenants: Dict[str, Optional[Set[str]]] = {}
+        # A customer tenant's own alerts and incidents (tenant id -> data); one without is served the home data.
+        self.customer_data: Dict[str, SyntheticTenant] = {}
         self.assertion_verifier: AssertionVerifier = default_assertion_verifier
         self.faults = FaultPlan()
         self.hunting = HuntingSettings()  # runHuntingQuery's caps, quota, timeout and boolean form
@@ -323,9 +330,29 @@ class GraphSimulator:
     def scope(self) -> str:
         return "https://graph.microsoft.com/.default"
 
-    def issue_token(self) -> str:
+    def add_customer_tenant(
+        self, tenant_id: str, *roles: str, consented: bool = True, data: Optional[SyntheticTenant] = None
+    ) -> None:
+        """A tenant where the app is consented with ``roles`` (or not consented at all), serving ``data``
+        (its own SyntheticTenant, shown at the simulator's clock) or, without it, the home tenant's."""
+        self.customer_tenants[tenant_id.lower()] = set(roles) if consented else None
+        if data is not None:
+            self.customer_data[tenant_id.lower()] = data
+
+    def tenant_of(self, authorization: Optional[str]) -> Optional[str]:
+        """The tenant a request's bearer token was issued for (a fault predicate's way to single out one
+        customer tenant: ``predicate=lambda ctx: sim.tenant_of(ctx.headers.get("authorization")) == t``)."""
+        scheme, _, token = (authorization or "").partition(" ")
+        with self._lock:
+            entry = self._tokens.get(token.strip()) if scheme.lower() == "bearer" else None
+        if entry is None:
+            return None
+        return entry.tenant_id or self.tenant_id
+
+    def issue_token(self, customer_tenant: str = "") -> str:
         """A valid token without going through the endpoint (for tests of Graph behaviour)."""
         now = time.time()
+        roles = self.customer_tenants.get(customer_tenant) if customer_tenant else self.app_roles
         header = {"typ": "JWT", "alg": "RS256", "kid": "sim"}
         claims = {
             "aud": "https://graph.microsoft.com",
@@ -334,8 +361,8 @@ class GraphSimulator:
             "nbf": int(now),
             "exp": int(now + self.token_lifetime),
             "appid": self.client_id,
-            "roles": sorted(self.app_roles),
-            "tid": self.tenant_id,
+            "roles": sorted(roles or ()),
+            "tid": customer_tenant or self.tenant_id,
             "uti": secrets.token_urlsafe(16),
         }
 
@@ -344,7 +371,7 @@ class GraphSimulator:
 
         token = f"{enc(header)}.{enc(claims)}.{secrets.token_urlsafe(64)}"
         with self._lock:
-            self._tokens[token] = _Token(now + self.token_lifetime)
+            self._tokens[token] = _Token(now + self.token_lifetime, customer_tenant)
         return token
 
     def graph_requests(self, resource: Optional[str] = None) -> List[RequestRecord]:
@@ -389,7 +416,8 @@ class GraphSimulator:
 
     # ------------------------------------------------------------------ token endpoint
     def handle_token(self, tenant: str, form: Dict[str, str], basic: Optional[Tuple[str, str]]) -> bytes:
-        if tenant not in (self.tenant_id, *self.tenant_aliases):
+        customer = tenant.lower() if tenant.lower() in self.customer_tenants else ""
+        if not customer and tenant not in (self.tenant_id, *self.tenant_aliases):
             raise _EntraError(
                 400,
                 "invalid_request",
@@ -427,6 +455,14 @@ class GraphSimulator:
                 "or consented to by any user in the tenant. You may have sent your authentication request to "
                 "the wrong tenant.",
             )
+        if customer and self.customer_tenants[customer] is None:
+            raise _EntraError(
+                400,
+                "invalid_client",
+                7000229,
+                f"The client application {client_id} is missing service principal in the tenant {customer}. See "
+                "instructions here: https://go.microsoft.com/fwlink/?linkid=2225119",
+            )
         scopes = scope.split()
         if len(scopes) != 1 or not scopes[0].endswith("/.default"):
             raise _EntraError(
@@ -455,7 +491,7 @@ class GraphSimulator:
                 "Invalid client secret provided. Ensure the secret being sent in the request is the client "
                 f"secret value, not the client secret ID, for a secret added to app '{self.client_id}'.",
             )
-        token = self.issue_token()
+        token = self.issue_token(customer)
         return json.dumps(
             {
                 "token_type": "Bearer",
@@ -513,7 +549,8 @@ class GraphSimulator:
         ).encode()
 
     # ------------------------------------------------------------------ Graph
-    def check_token(self, authorization: Optional[str]) -> None:
+    def check_token(self, authorization: Optional[str]) -> str:
+        """The token's customer tenant ("" for the home tenant); 401 when it is not a valid token."""
         if not authorization:
             raise _GraphError(401, "InvalidAuthenticationToken", "Access token is empty.")
         scheme, _, token = authorization.partition(" ")
@@ -521,11 +558,13 @@ class GraphSimulator:
             entry = self._tokens.get(token.strip()) if scheme.lower() == "bearer" else None
         if entry is None or entry.revoked or entry.expires < time.time():
             raise _GraphError(401, "InvalidAuthenticationToken", "Access token has expired or is not yet valid.")
+        return entry.tenant_id
 
-    def check_roles(self, resource: str) -> None:
+    def check_roles(self, resource: str, customer_tenant: str = "") -> None:
         required = REQUIRED_ROLES[resource]
-        if not self.app_roles.intersection(required):
-            granted = ", ".join(sorted(self.app_roles)) or "none"
+        roles = (self.customer_tenants.get(customer_tenant) or set()) if customer_tenant else self.app_roles
+        if not roles.intersection(required):
+            granted = ", ".join(sorted(roles)) or "none"
             raise _GraphError(
                 403,
                 "Forbidden",
@@ -554,8 +593,11 @@ class GraphSimulator:
         opts.update({k: str(v) for k, v in state.items() if k.startswith("$")})
         return opts
 
-    def handle_graph(self, resource: str, item_id: Optional[str], opts: Dict[str, str], include_unknown: bool) -> bytes:
-        coll: Collection = self.tenant.alerts if resource == "alerts_v2" else self.tenant.incidents
+    def handle_graph(
+        self, resource: str, item_id: Optional[str], opts: Dict[str, str], include_unknown: bool, customer: str = ""
+    ) -> bytes:
+        data = self.customer_data.get(customer, self.tenant) if customer else self.tenant
+        coll: Collection = data.alerts if resource == "alerts_v2" else data.incidents
         clock = self._clock
         context = f"{self.base_url}/v1.0/$metadata#security/{resource}"
         expand = opts.get("$expand")
@@ -572,7 +614,7 @@ class GraphSimulator:
             found = coll.latest(item_id, clock)
             if found is None:
                 raise _GraphError(404, "NotFound", f"No {resource[:-1]} found with id '{item_id}'.")
-            body = self._item_body(found, bool(expand), include_unknown, clock)
+            body = self._item_body(found, bool(expand), include_unknown, clock, data)
             return b'{"@odata.context":"' + context.encode() + b'/$entity",' + body[1:]
         lo, hi = self._parse_filter(opts.get("$filter"))
         desc = self._parse_orderby(opts.get("$orderby"))
@@ -600,7 +642,7 @@ class GraphSimulator:
         if count == "true":
             parts.append(b',"@odata.count":%d' % len(visible))
         parts.append(b',"value":[')
-        parts.append(b",".join(self._item_body(v, bool(expand), include_unknown, clock) for v in page))
+        parts.append(b",".join(self._item_body(v, bool(expand), include_unknown, clock, data) for v in page))
         parts.append(b"]")
         if skip + top < len(visible) and top > 0:
             state = {k: v for k, v in opts.items() if k in ("$filter", "$orderby", "$expand", "$count")}
@@ -612,11 +654,13 @@ class GraphSimulator:
         parts.append(b"}")
         return b"".join(parts)
 
-    def _item_body(self, v: ItemVersion, expand: bool, include_unknown: bool, clock: int) -> bytes:
+    def _item_body(
+        self, v: ItemVersion, expand: bool, include_unknown: bool, clock: int, data: SyntheticTenant
+    ) -> bytes:
         body = v.body(include_unknown)
         if not expand:
             return body
-        alerts = self.tenant.alerts.by_incident(clock).get(v.item_id, [])
+        alerts = data.alerts.by_incident(clock).get(v.item_id, [])
         inner = b",".join(a.body(include_unknown) for a in alerts)
         return body[:-1] + b',"alerts":[' + inner + b"]}"
 
@@ -889,13 +933,13 @@ class _Handler(BaseHTTPRequestHandler):
                     raise _GraphError(refused.status, refused.code, refused.message) from None
                 extra["OData-Version"] = "4.0"
                 return 200, body, JSON_GRAPH, extra
-            sim.check_token(headers.get("authorization"))
-            sim.check_roles(resource)
+            customer = sim.check_token(headers.get("authorization"))
+            sim.check_roles(resource, customer)
             if graph_error is not None:
                 raise graph_error
             prefer = ",".join(self.headers.get_all("Prefer") or [])
             include_unknown = PREFER_UNKNOWN in [p.strip().lower() for p in prefer.split(",")]
-            body = sim.handle_graph(resource, coll_match.group(2), opts, include_unknown)
+            body = sim.handle_graph(resource, coll_match.group(2), opts, include_unknown, customer)
             if include_unknown:
                 extra["Preference-Applied"] = PREFER_UNKNOWN
             extra["OData-Version"] = "4.0"
@@ -921,8 +965,8 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             if self.command != "POST":
                 raise _GraphError(405, "BadRequest", "Specified HTTP method is not allowed for the request uri.")
-            sim.check_token(headers.get("authorization"))
-            sim.check_roles("runHuntingQuery")
+            customer = sim.check_token(headers.get("authorization"))
+            sim.check_roles("runHuntingQuery", customer)
             body = sim.handle_hunting(raw_body)
             extra["OData-Version"] = "4.0"
             return 200, body, JSON_GRAPH, extra

@@ -1,0 +1,130 @@
+"""splunkd as the inputs see it: its address, the add-on's conf files (solnlib), the input logger."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, Callable, Dict, Tuple, TypeVar
+from urllib.parse import urlsplit
+
+from solnlib import conf_manager, log
+from solnlib.modular_input import checkpointer
+
+from defender_lineage_core import settings as cfg
+from defender_lineage_core.credentials import credential_for
+from defender_lineage_core.errors import ConfigError
+from defender_lineage_core.graph_client import GraphClient, account_session, client_for_account
+from defender_lineage_core.redaction import install_redaction
+
+from .app import ACCOUNT_CONF, APP, CHECKPOINT_COLLECTION, REST_ROOT, SETTINGS_CONF, TENANT_CONF, USER_AGENT
+
+T = TypeVar("T")
+
+
+def splunkd_address(server_uri: str) -> Tuple[str, str, int]:
+    """scheme, host and port of splunkd, from the input definition's ``server_uri``."""
+    parts = urlsplit(server_uri)
+    if not parts.scheme or not parts.hostname:
+        raise ConfigError(f"the input definition's server_uri is not a URL: {server_uri!r}")
+    return parts.scheme, parts.hostname, parts.port or 8089
+
+
+def logger_for(input_type: str) -> logging.Logger:
+    # One file per input type: $SPLUNK_HOME/var/log/splunk/ta_defender_lineage_<input_type>.log
+    log.Logs.set_context(namespace=REST_ROOT, root_logger_log_file="main")
+    return install_redaction(log.Logs().get_logger(input_type))
+
+
+class SplunkSettings:
+    """The add-on's conf files, with encrypted fields decrypted by solnlib.
+
+    One instance serves one run, whatever its number of tenants: each conf file is fetched once and
+    each whole-file read (proxies, input stanzas, accounts, tenants) is kept for the run, under a lock,
+    so tenants collected at once neither race on splunklib's handles nor repeat the REST calls.
+    """
+
+    def __init__(self, session_key: str, server_uri: str) -> None:
+        self.session_key = session_key
+        self.scheme, self.host, self.port = splunkd_address(server_uri)
+        self._confs: Dict[str, conf_manager.ConfFile] = {}
+        self._lock = threading.RLock()
+        self._reads: Dict[str, Any] = {}
+
+    def _once(self, name: str, read: Callable[[], T]) -> T:
+        with self._lock:
+            if name not in self._reads:
+                self._reads[name] = read()  # an exception is not kept: the next caller asks again
+            return self._reads[name]
+
+    def _conf(self, conf: str) -> conf_manager.ConfFile:
+        with self._lock:
+            return self._conf_locked(conf)
+
+    def _conf_locked(self, conf: str) -> conf_manager.ConfFile:
+        # One handle per conf file for the run (the settings file is read for two stanzas).
+        if conf not in self._confs:
+            manager = conf_manager.ConfManager(
+                self.session_key,
+                APP,
+                realm=f"__REST_CREDENTIAL__#{APP}#configs/conf-{conf}",
+                scheme=self.scheme,
+                host=self.host,
+                port=self.port,
+            )
+            self._confs[conf] = manager.get_conf(conf)
+        return self._confs[conf]
+
+    def stanza(self, conf: str, name: str) -> Dict[str, Any]:
+        try:
+            with self._lock:
+                return dict(self._conf(conf).get(name))
+        except conf_manager.ConfStanzaNotExistException:
+            return {}
+        except conf_manager.ConfManagerException:
+            return {}
+
+    def account(self, name: str) -> cfg.Account:
+        return cfg.account_from_conf(name, self.stanza(ACCOUNT_CONF, name))
+
+    def log_level(self) -> str:
+        level = str(self.stanza(SETTINGS_CONF, "logging").get("loglevel") or "INFO").upper()
+        return level if level in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL") else "INFO"
+
+    def proxies(self) -> Dict[str, str]:
+        return self._once("proxies", lambda: cfg.proxies_from_settings(self.stanza(SETTINGS_CONF, "proxy")))
+
+    def input_stanzas(self) -> Dict[str, Any]:
+        """Every input stanza splunkd knows (inputs.conf), to count the inputs sharing an account."""
+        return self._once("inputs", lambda: dict(self._conf("inputs").get_all()))
+
+    def accounts(self) -> Dict[str, Any]:
+        return self._once("accounts", lambda: dict(self._conf(ACCOUNT_CONF).get_all(only_current_app=True)))
+
+    def tenants(self) -> Dict[str, Any]:
+        """Tenants-tab entries by label; none when the conf file does not exist yet."""
+
+        def read() -> Dict[str, Any]:
+            try:
+                return dict(self._conf(TENANT_CONF).get_all(only_current_app=True))
+            except conf_manager.ConfManagerException:
+                return {}
+
+        return self._once("tenants", read)
+
+    def tenants_used_by(self, input_stanzas: Dict[str, Any]) -> Dict[str, Any]:
+        """Tenants-tab entries when any input stanza has a ``tenants`` field, else {} without asking
+        splunkd (solnlib logs a traceback for a conf file that does not exist yet)."""
+        if any(str((fields or {}).get("tenants") or "").strip() for fields in input_stanzas.values()):
+            return self.tenants()
+        return {}
+
+    def checkpointer(self) -> checkpointer.KVStoreCheckpointer:
+        return checkpointer.KVStoreCheckpointer(
+            CHECKPOINT_COLLECTION, self.session_key, APP, scheme=self.scheme, host=self.host, port=self.port
+        )
+
+
+def graph_client(account: cfg.Account, proxies: Dict[str, str], logger: logging.Logger) -> GraphClient:
+    # A client secret, or a certificate: the key and certificate are parsed and matched here (a bad one
+    # fails the run with a message naming the field), and a fresh PS256 assertion signs each token request.
+    return client_for_account(account, credential_for(account), account_session(proxies, USER_AGENT), logger=logger)
