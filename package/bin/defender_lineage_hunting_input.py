@@ -26,7 +26,6 @@ from defender_lineage_core.graph_client import TIMEOUT_ENV, timeout_from_environ
 from defender_lineage_core.hunting import (
     HUNTING_TIMEOUT_SECONDS,
     RESOURCE,
-    SOURCETYPE,
     HuntingRun,
     HuntingState,
     Row,
@@ -37,13 +36,14 @@ from defender_lineage_core.hunting import (
 from defender_lineage_core.tenants import parse_tenants_field
 from defender_lineage_core.timestamps import TICKS_PER_SECOND, epoch_seconds, now_ticks
 from defender_lineage_modinput import _attach_budget
-from defender_lineage_splunk.inputs import checkpoint_key, count_hunting_inputs, source_for
+from defender_lineage_splunk.inputs import INPUT_KINDS, checkpoint_key, count_hunting_inputs, source_for
 from defender_lineage_splunk.reporting import log_hunting_summary
 from defender_lineage_splunk.splunkd import SplunkSettings, graph_client, logger_for
 from defender_lineage_splunk.stanzas import run_stanzas
 from defender_lineage_splunk.tenant_runs import run_tenants
 
 INPUT_TYPE = "defender_hunting"
+SOURCETYPE = INPUT_KINDS[INPUT_TYPE].sourcetype
 # Test knobs in splunkd's environment (not settings): smaller caps so the simulator can show a split.
 ROW_CAP_ENV = "TA_DEFENDER_LINEAGE_HUNTING_ROW_CAP"
 SIZE_CAP_ENV = "TA_DEFENDER_LINEAGE_HUNTING_SIZE_CAP"

@@ -9,6 +9,7 @@ the cursor in the KV store, the XML event stream, the incident store and the bud
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -61,7 +62,7 @@ def run_one(
     log.modular_input_start(logger, full_name)
     account = splunk.account(str(params.get("account") or ""))
     if input_type == "defender_incidents" and cfg.is_true(params.get("expand_alerts")):
-        spec = ResourceSpec(spec.name, spec.sourcetype, spec.page_size, expand="alerts")
+        spec = dataclasses.replace(spec, expand="alerts")
     run = _ListingRun(metadata, params, input_type, name, spec, event_writer, logger, splunk, started)
     wanted = parse_tenants_field(params.get("tenants"))
     if wanted is None:

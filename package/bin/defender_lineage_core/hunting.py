@@ -59,7 +59,6 @@ from .graph_client import GraphClient
 from .timestamps import TICKS_PER_SECOND, format_instant, parse_instant
 
 RESOURCE = "runHuntingQuery"
-SOURCETYPE = "ms:defender:graph:hunting"
 STATE_VERSION = 1
 MAX_ROWS = 100_000
 MAX_BYTES = 50 * 1024 * 1024
