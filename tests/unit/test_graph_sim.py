@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from tests.fixture_paths import SAMPLES
-from tests.harness.graph_sim import DEFAULT_ROLES, GraphSimulator, SyntheticTenant
+from tests.harness.graph_sim import GraphSimulator, SyntheticTenant
 from tests.harness.graph_sim.catalog import (
     DETECTION_SOURCES_GATED,
     INCIDENT_STATUS_GATED,
@@ -39,17 +39,8 @@ def tenant() -> SyntheticTenant:
 
 
 @pytest.fixture(scope="module")
-def module_sim(tenant: SyntheticTenant) -> Iterator[GraphSimulator]:
-    with GraphSimulator(tenant, max_lifetime=120) as sim:
-        yield sim
-
-
-@pytest.fixture
-def sim(module_sim: GraphSimulator) -> Iterator[GraphSimulator]:
-    yield module_sim
-    module_sim.faults.clear()
-    module_sim.set_roles(*DEFAULT_ROLES)
-    module_sim.set_clock(ANCHOR)
+def sim_tenant(tenant: SyntheticTenant) -> SyntheticTenant:
+    return tenant  # conftest's module_sim serves this module's tenant (anchored at ANCHOR)
 
 
 @pytest.fixture
