@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from .budget import DeadlineReached, RequestBudget
+from .budget import DeadlineReached, RequestBudget, wait_for_slot
 from .clouds import Endpoints
 from .errors import (
     AuthError,
@@ -387,17 +387,14 @@ class GraphClient:
     def _take_budget(self, resource: str) -> None:
         if self.budget is None:
             return
-        remaining = self._remaining()
-        wait = self.budget.acquire(None if remaining is None else max(0.0, remaining))
-        if wait is None:
-            raise DeadlineReached(
-                f"{resource}: the request budget has no room before the run's deadline; the cursor stays, "
-                "the next run continues."
-            )
+        refusal = (
+            f"{resource}: the request budget has no room before the run's deadline; the cursor stays, "
+            "the next run continues."
+        )
+        wait = wait_for_slot(self.budget, self._remaining(), self._sleep, refusal)
         if wait > 0:
             self.stats.budget_wait_seconds += wait
             self.log.debug("graph_budget_wait resource=%s wait_s=%.2f", resource, wait)
-            self._sleep(wait)
 
     def retry_policy(self) -> RetryPolicy:
         """How this client's retry loop waits: its sleep, clock, deadline (as set now) and retries."""

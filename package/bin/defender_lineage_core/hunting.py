@@ -55,7 +55,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
-from .budget import DeadlineReached, RequestBudget, per_minute_from_environment
+from .budget import DeadlineReached, RequestBudget, per_minute_from_environment, wait_for_slot
 from .errors import GraphError, MalformedResponse, graph_error, safe_id, safe_text
 from .graph_client import GraphClient, RetryPolicy
 from .timestamps import TICKS_PER_SECOND, format_instant, parse_instant
@@ -615,15 +615,10 @@ class HuntingRun:
     def _take_hunting_budget(self) -> None:
         if self.budget is None:
             return
-        remaining = self._remaining()
-        wait = self.budget.acquire(None if remaining is None else max(0.0, remaining))
-        if wait is None:
-            raise DeadlineReached(
-                "the hunting budget has no room before the run's deadline; the checkpoint stays, the next run "
-                "continues."
-            )
-        if wait > 0:
-            self._sleep(wait)
+        refusal = (
+            "the hunting budget has no room before the run's deadline; the checkpoint stays, the next run continues."
+        )
+        wait_for_slot(self.budget, self._remaining(), self._sleep, refusal)
 
 
 class _StopForQuota(Exception):
