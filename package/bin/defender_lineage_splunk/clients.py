@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from defender_lineage_core import settings as cfg
 from defender_lineage_core.budget import RequestBudget, budget_per_minute, input_share, shared_budget
@@ -19,7 +19,9 @@ from defender_lineage_core.graph_client import GraphClient, timeout_from_environ
 from defender_lineage_core.hunting import hunting_per_minute
 
 from .inputs import count_hunting_inputs, count_sharing_inputs
-from .splunkd import SplunkSettings, graph_client
+
+if TYPE_CHECKING:  # splunkd.py needs solnlib (the built lib/); the budget's counting does not
+    from .splunkd import SplunkSettings
 
 
 def run_client(
@@ -37,6 +39,8 @@ def run_client(
     shares with the inputs); ``sharing_if_unknown`` when splunkd cannot list the inputs. ``timeout``:
     seconds per HTTP read, by default ``TA_DEFENDER_LINEAGE_HTTP_TIMEOUT`` or 60.
     """
+    from .splunkd import graph_client  # here, not at the top: see the TYPE_CHECKING import
+
     client = graph_client(account, splunk.proxies(), logger)
     client.deadline = deadline
     client.timeout = timeout if timeout is not None else timeout_from_environment(os.environ)
