@@ -7,8 +7,8 @@ module, which calls :func:`run_action` here. The logic is in
 
 * reads the parameters, the results file (through the base class) and the accounts (solnlib, as
   the inputs do), and picks each target's account by its tenant;
-* gives each account a Graph client with the inputs' transport (retries, Retry-After, deadline)
-  and a share of the app's per-tenant request budget;
+* gives each account a Graph client the way the inputs get theirs (``defender_lineage_splunk.clients``:
+  retries, Retry-After, deadline, and a share of the app's per-tenant request budget);
 * writes one ``ms:defender:graph:action`` audit event per attempt with the Common Action Model's
   ``addevent``/``writeevents``: a stash file in ``$SPLUNK_HOME/var/spool/splunk`` that splunkd
   indexes (Splunk's ``stash_common_action_model`` handling sets the sourcetype from the event's
@@ -23,17 +23,14 @@ Nothing here logs or audits a token, a secret or the session key.
 from __future__ import annotations
 
 import json
-import os
 import time
 from datetime import datetime, timezone
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from defender_lineage_kvstore import IncidentStoreClient, IncidentStoreError
 
-from defender_lineage_core import settings as cfg
-from defender_lineage_core.budget import budget_per_minute, input_share, shared_budget
 from defender_lineage_core.errors import DefenderLineageError
-from defender_lineage_core.graph_client import GraphClient, timeout_from_environment
+from defender_lineage_core.graph_client import GraphClient
 from defender_lineage_core.incident_store import docs_from_incident
 from defender_lineage_core.response_actions import (
     INCIDENT,
@@ -51,8 +48,8 @@ from defender_lineage_core.response_actions import (
     parse_max_targets,
     plan_targets,
 )
-from defender_lineage_splunk.inputs import count_sharing_inputs
-from defender_lineage_splunk.splunkd import SplunkSettings, graph_client
+from defender_lineage_splunk.clients import run_client
+from defender_lineage_splunk.splunkd import SplunkSettings
 
 AUDIT_SOURCETYPE = "ms:defender:graph:action"
 DEFAULT_AUDIT_INDEX = "main"
@@ -69,7 +66,6 @@ class _Accounts:
         self.helper = helper
         self.stanzas: Dict[str, Any] = splunk.accounts()
         self._clients: Dict[str, GraphClient] = {}
-        self._proxies: Optional[Dict[str, str]] = None
         self.started = time.monotonic()
 
     def default_tenant(self, account: str) -> Optional[str]:
@@ -103,28 +99,17 @@ class _Accounts:
 
     def client(self, name: str) -> GraphClient:
         if name not in self._clients:
-            account = self.splunk.account(name)
-            if self._proxies is None:
-                self._proxies = self.splunk.proxies()
-            client = graph_client(account, self._proxies, self.helper.logger)
-            client.deadline = self.started + RUN_SECONDS
-            client.timeout = timeout_from_environment(os.environ)
-            self._attach_budget(client, account)
-            self._clients[name] = client
-        return self._clients[name]
-
-    def _attach_budget(self, client: GraphClient, account: cfg.Account) -> None:
-        """The inputs' per-app-and-tenant budget (budget.py), this run counted as one more sharer."""
-        per_minute = budget_per_minute(os.environ)
-        if per_minute is None:
-            return
-        try:
-            sharing = count_sharing_inputs(
-                self.splunk.input_stanzas(), self.stanzas, account.tenant_id, account.client_id, "response_action"
+            # The inputs' client path: credential, proxy, timeout, and a share of the per-app-and-tenant
+            # budget with this run counted as one more sharer (two when splunkd cannot list the inputs).
+            self._clients[name] = run_client(
+                self.splunk,
+                self.splunk.account(name),
+                self.helper.logger,
+                self.started + RUN_SECONDS,
+                "response_action",
+                sharing_if_unknown=2,
             )
-        except Exception:  # the budget must not stop the action: assume it is alone with one input
-            sharing = 2
-        client.budget = shared_budget(account.client_id, account.tenant_id, input_share(per_minute, sharing))
+        return self._clients[name]
 
 
 def _sender(client: GraphClient, kind: Kind) -> Send:

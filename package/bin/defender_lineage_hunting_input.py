@@ -20,30 +20,28 @@ from solnlib import log
 from splunklib import modularinput as smi
 
 from defender_lineage_core import settings as cfg
-from defender_lineage_core.budget import shared_budget
 from defender_lineage_core.errors import ConfigError
 from defender_lineage_core.graph_client import TIMEOUT_ENV, timeout_from_environment
 from defender_lineage_core.hunting import (
     HUNTING_TIMEOUT_SECONDS,
     RESOURCE,
-    SOURCETYPE,
     HuntingRun,
     HuntingState,
     Row,
     check_query,
-    hunting_per_minute,
     parse_lookback,
 )
 from defender_lineage_core.tenants import parse_tenants_field
 from defender_lineage_core.timestamps import TICKS_PER_SECOND, epoch_seconds, now_ticks
-from defender_lineage_modinput import _attach_budget
-from defender_lineage_splunk.inputs import checkpoint_key, count_hunting_inputs, source_for
+from defender_lineage_splunk.clients import hunting_budget, run_client
+from defender_lineage_splunk.inputs import INPUT_KINDS, checkpoint_key, source_for
 from defender_lineage_splunk.reporting import log_hunting_summary
-from defender_lineage_splunk.splunkd import SplunkSettings, graph_client, logger_for
+from defender_lineage_splunk.splunkd import SplunkSettings, logger_for
 from defender_lineage_splunk.stanzas import run_stanzas
 from defender_lineage_splunk.tenant_runs import run_tenants
 
 INPUT_TYPE = "defender_hunting"
+SOURCETYPE = INPUT_KINDS[INPUT_TYPE].sourcetype
 # Test knobs in splunkd's environment (not settings): smaller caps so the simulator can show a split.
 ROW_CAP_ENV = "TA_DEFENDER_LINEAGE_HUNTING_ROW_CAP"
 SIZE_CAP_ENV = "TA_DEFENDER_LINEAGE_HUNTING_SIZE_CAP"
@@ -145,33 +143,12 @@ def _hunt_tenant(
     """One tenant's hunting run (``account.tenant_id``) under the cursor ``key``."""
     full_name = f"{INPUT_TYPE}://{name}"
     interval = cfg.interval_seconds(params.get("interval") or 300)
-    client = graph_client(account, splunk.proxies(), logger)
-    deadline = started + interval
-    client.deadline = deadline
-    client.timeout = (
+    timeout = (
         timeout_from_environment(os.environ) if (os.environ.get(TIMEOUT_ENV) or "").strip() else HUNTING_TIMEOUT_SECONDS
     )
-    _attach_budget(client, splunk, account, full_name, logger)
-    budget = None
-    per_minute = hunting_per_minute(os.environ)
-    if per_minute is not None:
-        try:
-            stanzas = splunk.input_stanzas()
-            sharing = count_hunting_inputs(
-                stanzas, splunk.accounts(), account.tenant_id, full_name, splunk.tenants_used_by(stanzas)
-            )
-        except Exception as exc:  # the budget must not stop collection: assume this input is alone
-            logger.warning("hunting_budget_inputs_unknown input=%s error_type=%s", full_name, type(exc).__name__)
-            sharing = 1
-        # Keyed by tenant only: the hunting quota is the tenant's, whatever the app registration.
-        budget = shared_budget("runHuntingQuery", account.tenant_id, per_minute / max(1, sharing))
-        logger.info(
-            "hunting_budget input=%s tenant=%s sharing_inputs=%d calls_per_minute=%.1f",
-            full_name,
-            account.tenant_id,
-            sharing,
-            budget.per_minute_bound(),
-        )
+    deadline = started + interval
+    client = run_client(splunk, account, logger, deadline, full_name, timeout=timeout)
+    budget = hunting_budget(splunk, account, full_name, logger)
     store = splunk.checkpointer()
     state = HuntingState.from_json(store.get(key), account.tenant_id)
     if state is None:

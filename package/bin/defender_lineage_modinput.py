@@ -9,8 +9,8 @@ the cursor in the KV store, the XML event stream, the incident store and the bud
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-import os
 import time
 from typing import Any, Dict, List, Optional
 
@@ -20,16 +20,15 @@ from solnlib import log
 from splunklib import modularinput as smi
 
 from defender_lineage_core import settings as cfg
-from defender_lineage_core.budget import budget_per_minute, input_share, shared_budget
 from defender_lineage_core.collector import Collection, CursorState, ResourceSpec, RunStats, Version
-from defender_lineage_core.graph_client import GraphClient, timeout_from_environment
 from defender_lineage_core.incident_store import Doc, docs_from_items
 from defender_lineage_core.page_commits import PageCommitter
 from defender_lineage_core.tenants import parse_tenants_field
 from defender_lineage_core.timestamps import now_ticks
-from defender_lineage_splunk.inputs import INPUT_KINDS, checkpoint_key, count_sharing_inputs, source_for
+from defender_lineage_splunk.clients import run_client
+from defender_lineage_splunk.inputs import INPUT_KINDS, checkpoint_key, source_for
 from defender_lineage_splunk.reporting import log_listing_summary
-from defender_lineage_splunk.splunkd import SplunkSettings, graph_client, logger_for
+from defender_lineage_splunk.splunkd import SplunkSettings, logger_for
 from defender_lineage_splunk.stanzas import run_stanzas
 from defender_lineage_splunk.tenant_runs import run_tenants
 
@@ -61,7 +60,7 @@ def run_one(
     log.modular_input_start(logger, full_name)
     account = splunk.account(str(params.get("account") or ""))
     if input_type == "defender_incidents" and cfg.is_true(params.get("expand_alerts")):
-        spec = ResourceSpec(spec.name, spec.sourcetype, spec.page_size, expand="alerts")
+        spec = dataclasses.replace(spec, expand="alerts")
     run = _ListingRun(metadata, params, input_type, name, spec, event_writer, logger, splunk, started)
     wanted = parse_tenants_field(params.get("tenants"))
     if wanted is None:
@@ -104,11 +103,8 @@ class _ListingRun:
         params, spec, logger, splunk, full_name = self.params, self.spec, self.logger, self.splunk, self.full_name
         started = self.started
         interval = cfg.interval_seconds(params.get("interval") or 300)
-        client = graph_client(account, splunk.proxies(), logger)
         # Request budget, deadline and HTTP timeout (defender_lineage_core/budget.py explains the bound).
-        client.deadline = started + interval
-        client.timeout = timeout_from_environment(os.environ)
-        _attach_budget(client, splunk, account, full_name, logger)
+        client = run_client(splunk, account, logger, started + interval, full_name)
         store = splunk.checkpointer()
         state = CursorState.from_json(store.get(key), account.tenant_id)
         if state is None:
@@ -177,34 +173,6 @@ class _ListingRun:
                 logger, full_name, account, spec, collection.stats, client, started, ok=stats is not None, label=label
             )
         return stats
-
-
-def _attach_budget(
-    client: GraphClient, splunk: SplunkSettings, account: cfg.Account, full_name: str, logger: logging.Logger
-) -> None:
-    """This process's share of the app's Graph budget (defender_lineage_core/budget.py explains the bound)."""
-    per_minute = budget_per_minute(os.environ)
-    if per_minute is None:
-        return
-    try:
-        stanzas = splunk.input_stanzas()
-        sharing = count_sharing_inputs(
-            stanzas, splunk.accounts(), account.tenant_id, account.client_id, full_name, splunk.tenants_used_by(stanzas)
-        )
-    except Exception as exc:  # the budget must not stop collection: assume this input is alone
-        logger.warning(
-            "budget_inputs_unknown input=%s error_type=%s: counting this input only", full_name, type(exc).__name__
-        )
-        sharing = 1
-    client.budget = shared_budget(account.client_id, account.tenant_id, input_share(per_minute, sharing))
-    logger.info(
-        "request_budget input=%s account=%s tenant=%s sharing_inputs=%d requests_per_minute=%.1f",
-        full_name,
-        account.name,
-        account.tenant_id,
-        sharing,
-        client.budget.per_minute_bound(),
-    )
 
 
 def validate_input(definition: smi.ValidationDefinition) -> None:

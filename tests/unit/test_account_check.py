@@ -26,9 +26,8 @@ PROXY_PASSWORD = "pr0xy-pa55word-never-shown"
 
 
 @pytest.fixture
-def sim() -> Iterator[GraphSimulator]:
-    with GraphSimulator(SyntheticTenant.generate(seed=3), max_lifetime=300.0) as server:
-        yield server
+def sim(fresh_sim: GraphSimulator) -> GraphSimulator:
+    return fresh_sim  # one simulator per test, as before: tests here change what a reset does not undo
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import re
 from collections import Counter
@@ -106,7 +107,7 @@ def keys(items: list[dict]) -> Counter:
 
 
 def test_every_version_once_across_runs_with_boundary_ties():
-    small = ALERTS.__class__("alerts_v2", ALERTS.sourcetype, page_size=3)
+    small = dataclasses.replace(ALERTS, page_size=3)
     items = [version(f"a{n}", 10) for n in range(7)]  # seven alerts share one instant, across pages
     graph = FakeGraph(list(items))
     state = CursorState(TENANT)
@@ -143,7 +144,7 @@ def test_incidents_page_at_most_50():
 
 
 def test_state_saved_after_each_page_and_a_crash_repeats_at_most_one_page():
-    small = ALERTS.__class__("alerts_v2", ALERTS.sourcetype, page_size=10)
+    small = dataclasses.replace(ALERTS, page_size=10)
     items = [version(f"a{n}", n // 3) for n in range(95)]
     written: list = []
     saved: list = []
@@ -189,7 +190,7 @@ def test_items_without_id_or_time_are_written_and_never_move_the_cursor():
 
 
 def test_unordered_listing_moves_the_cursor_only_at_the_end():
-    small = ALERTS.__class__("alerts_v2", ALERTS.sourcetype, page_size=2)
+    small = dataclasses.replace(ALERTS, page_size=2)
     items = [version(f"a{n}", n) for n in range(6)]
     saves: list = []
     state = CursorState(TENANT)
@@ -202,7 +203,7 @@ def test_unordered_listing_moves_the_cursor_only_at_the_end():
 
 
 def test_expand_falls_back_to_plain_listing_on_5xx():
-    spec = INCIDENTS.__class__("incidents", INCIDENTS.sourcetype, 50, expand="alerts")
+    spec = dataclasses.replace(INCIDENTS, page_size=50, expand="alerts")
     graph = FakeGraph([version("1", 1)], fail_expand=True)
     written: list = []
     c = run(graph, CursorState(TENANT), written, [], spec=spec)
@@ -220,7 +221,7 @@ def test_state_is_per_tenant():
 
 def test_random_interleavings_of_updates_and_runs_lose_and_repeat_nothing():
     rng = random.Random(5)
-    small = ALERTS.__class__("alerts_v2", ALERTS.sourcetype, page_size=4)
+    small = dataclasses.replace(ALERTS, page_size=4)
     graph = FakeGraph([])
     state = CursorState(TENANT)
     written: list = []
@@ -259,7 +260,7 @@ def updater(after_request: int, *updates: dict) -> Callable[[int, FakeGraph], No
 
 
 def test_an_update_while_paging_cannot_push_another_alert_past_the_reader():
-    small = ALERTS.__class__("alerts_v2", ALERTS.sourcetype, page_size=10)
+    small = dataclasses.replace(ALERTS, page_size=10)
     items = [version(f"a{n:02d}", n) for n in range(30)]
     moved = version("a03", 100)  # a03 was on page 1; its update moves it to the end of the listing
     # The control: $skip paging loses a10, which slides from page 2 onto page 1 (already read).
@@ -280,7 +281,7 @@ def test_an_update_while_paging_cannot_push_another_alert_past_the_reader():
 
 
 def test_a_tie_wider_than_a_page_is_read_again_when_a_member_changes_meanwhile():
-    small = ALERTS.__class__("alerts_v2", ALERTS.sourcetype, page_size=10)
+    small = dataclasses.replace(ALERTS, page_size=10)
     tie = [version(f"t{n:02d}", 5) for n in range(25)]  # 25 versions share one instant
     items = [version("before", 1), *tie, version("after", 9)]
     moved = version("t02", 50)
@@ -301,7 +302,7 @@ def test_a_tie_wider_than_a_page_is_read_again_when_a_member_changes_meanwhile()
 
 def test_updates_at_random_moments_while_paging_lose_nothing_still_visible():
     rng = random.Random(11)
-    small = ALERTS.__class__("alerts_v2", ALERTS.sourcetype, page_size=5)
+    small = dataclasses.replace(ALERTS, page_size=5)
     state = CursorState(TENANT)
     written: list = []
     clock = [0.0]
@@ -333,7 +334,7 @@ def test_updates_at_random_moments_while_paging_lose_nothing_still_visible():
 
 
 def test_expand_falls_back_mid_listing_and_continues_from_the_failed_boundary():
-    spec = INCIDENTS.__class__("incidents", INCIDENTS.sourcetype, 2, expand="alerts")
+    spec = dataclasses.replace(INCIDENTS, page_size=2, expand="alerts")
     items = [version(str(n), n) for n in range(7)]
 
     class FailsLater(FakeGraph):
@@ -354,7 +355,7 @@ def test_expand_falls_back_mid_listing_and_continues_from_the_failed_boundary():
 
 
 def test_a_deadline_inside_the_client_stops_cleanly_and_keeps_the_cursor():
-    small = ALERTS.__class__("alerts_v2", ALERTS.sourcetype, page_size=3)
+    small = dataclasses.replace(ALERTS, page_size=3)
     items = [version(f"a{n}", n) for n in range(10)]
 
     class Throttled(FakeGraph):
@@ -374,7 +375,7 @@ def test_a_deadline_inside_the_client_stops_cleanly_and_keeps_the_cursor():
 
 
 def test_the_deadline_between_pages_stops_before_the_next_request():
-    small = ALERTS.__class__("alerts_v2", ALERTS.sourcetype, page_size=3)
+    small = dataclasses.replace(ALERTS, page_size=3)
     items = [version(f"a{n}", n) for n in range(10)]
     graph = FakeGraph(items)
     calls = [0]

@@ -6,6 +6,7 @@ real page reader (``odata.parse_collection_bytes``) from exact bytes.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections import Counter
@@ -234,7 +235,7 @@ def test_a_stamp_before_year_1_is_refused_with_a_warning(caplog):
 
 def test_a_dense_overlap_is_bounded_and_nothing_is_written_twice_or_lost_after_it(caplog):
     caplog.set_level(logging.WARNING, LOGGER)
-    small = ALERTS.__class__("alerts_v2", ALERTS.sourcetype, page_size=100)
+    small = dataclasses.replace(ALERTS, page_size=100)
     cap = 250
     # 2,000 versions inside 100 seconds: all of them inside the 120-second overlap.
     items = [version(f"a{n}", n / 20) for n in range(2000)]
@@ -262,7 +263,7 @@ def test_a_dense_overlap_is_bounded_and_nothing_is_written_twice_or_lost_after_i
 
 
 def test_versions_at_the_cursors_instant_are_never_forgotten():
-    small = ALERTS.__class__("alerts_v2", ALERTS.sourcetype, page_size=100)
+    small = dataclasses.replace(ALERTS, page_size=100)
     items = [version(f"t{n}", 10) for n in range(300)]  # one instant, wider than the bound
     graph = FakeGraph(list(items))
     state = CursorState(TENANT)

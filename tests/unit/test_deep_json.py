@@ -3,23 +3,20 @@ item 3): a clear refusal or a value kept as text, never an uncaught RecursionErr
 
 from __future__ import annotations
 
-from typing import Iterator
-
 import pytest
 
 from defender_lineage_core import hunting
 from defender_lineage_core.account_check import AccountCheckError, check_account
 from defender_lineage_core.errors import MalformedResponse
-from tests.harness.graph_sim import GraphSimulator, SyntheticTenant
+from tests.harness.graph_sim import GraphSimulator
 from tests.unit.test_account_check import account
 
 DEEP = "[" * 100_000 + "]" * 100_000
 
 
 @pytest.fixture
-def sim() -> Iterator[GraphSimulator]:
-    with GraphSimulator(SyntheticTenant.generate(seed=3), max_lifetime=300.0) as server:
-        yield server
+def sim(fresh_sim: GraphSimulator) -> GraphSimulator:
+    return fresh_sim  # one simulator per test, as before: tests here change what a reset does not undo
 
 
 def test_a_dynamic_hunting_column_nested_too_deep_is_kept_as_text():

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import random
-from typing import Iterator, List, Optional
+from typing import List, Optional
 
 import pytest
 
@@ -23,7 +23,7 @@ from defender_lineage_core.clouds import resolve
 from defender_lineage_core.errors import AuthError, GraphError, MalformedResponse, MissingPermission, TransientError
 from defender_lineage_core.graph_client import ClientSecret, GraphClient, timeout_from_environment
 from defender_lineage_splunk.inputs import count_sharing_inputs
-from tests.harness.graph_sim import DEFAULT_ROLES, GraphSimulator, SyntheticTenant
+from tests.harness.graph_sim import GraphSimulator
 
 FILTER = {"$filter": "lastUpdateDateTime ge 2020-01-01T00:00:00Z", "$orderby": "lastUpdateDateTime asc"}
 
@@ -41,21 +41,6 @@ class FakeTime:
     def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         self.now += seconds
-
-
-@pytest.fixture(scope="module")
-def module_sim() -> Iterator[GraphSimulator]:
-    with GraphSimulator(SyntheticTenant.generate(seed=7), max_lifetime=120) as sim:
-        yield sim
-
-
-@pytest.fixture
-def sim(module_sim: GraphSimulator) -> Iterator[GraphSimulator]:
-    module_sim.faults.clear()
-    module_sim.requests.clear()
-    yield module_sim
-    module_sim.faults.clear()
-    module_sim.set_roles(*DEFAULT_ROLES)
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from tests.fixture_paths import SAMPLES
-from tests.harness.graph_sim import DEFAULT_ROLES, GraphSimulator, SyntheticTenant
+from tests.harness.graph_sim import GraphSimulator, SyntheticTenant
 from tests.harness.graph_sim.catalog import (
     DETECTION_SOURCES_GATED,
     INCIDENT_STATUS_GATED,
@@ -39,17 +39,8 @@ def tenant() -> SyntheticTenant:
 
 
 @pytest.fixture(scope="module")
-def module_sim(tenant: SyntheticTenant) -> Iterator[GraphSimulator]:
-    with GraphSimulator(tenant, max_lifetime=120) as sim:
-        yield sim
-
-
-@pytest.fixture
-def sim(module_sim: GraphSimulator) -> Iterator[GraphSimulator]:
-    yield module_sim
-    module_sim.faults.clear()
-    module_sim.set_roles(*DEFAULT_ROLES)
-    module_sim.set_clock(ANCHOR)
+def sim_tenant(tenant: SyntheticTenant) -> SyntheticTenant:
+    return tenant  # conftest's module_sim serves this module's tenant (anchored at ANCHOR)
 
 
 @pytest.fixture
@@ -662,3 +653,17 @@ def test_add_version_mid_run(http: requests.Session) -> None:
         second = http.get(first["@odata.nextLink"], headers=headers, timeout=5).json()
         assert second["value"][-1]["id"] != moved["id"]
     assert len(t.expected_versions("alerts_v2", start, end)) == len(before) + 1
+
+
+def test_a_request_answered_after_its_requests_were_forgotten_is_not_recorded(sim, http):
+    """A delay fault outlives a client's timeout: the request is still being answered when the next
+    test starts (conftest's reset forgets requests), and must not be counted as that test's."""
+    headers = auth(sim, http)
+    sim.faults.add(kind="delay", delay=0.6, resource="alerts_v2", times=1)
+    with pytest.raises(requests.exceptions.Timeout):
+        http.get(f"{sim.base_url}/v1.0/security/alerts_v2", headers=headers, timeout=0.2)
+    sim.forget_requests()
+    time.sleep(0.8)  # the delayed answer is written (and would be recorded) now
+    assert [r for r in sim.requests if r.resource == "alerts_v2"] == []
+    assert http.get(f"{sim.base_url}/v1.0/security/alerts_v2", headers=headers, timeout=5).ok
+    assert [r.resource for r in sim.requests] == ["alerts_v2"]  # what arrives afterwards is recorded

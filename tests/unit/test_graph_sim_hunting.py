@@ -5,33 +5,18 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Dict, Iterator
+from typing import Any, Dict
 
 import pytest
 import requests
 
 from defender_lineage_core.account_check import AccountCheckError, check_account
 from defender_lineage_core.settings import account_from_conf
-from tests.harness.graph_sim import GraphSimulator, SyntheticTenant
+from tests.harness.graph_sim import GraphSimulator
 from tests.harness.graph_sim.hunting import TABLES, parse_timespan, table_of
 from tests.harness.graph_sim.timeutil import TICKS_PER_SECOND, format_ticks
 
 S = TICKS_PER_SECOND
-
-
-@pytest.fixture(scope="module")
-def sim() -> Iterator[GraphSimulator]:
-    with GraphSimulator(SyntheticTenant.generate(seed=7), max_lifetime=300.0) as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def fresh(sim: GraphSimulator) -> Iterator[None]:
-    yield
-    sim.faults.clear()
-    sim.set_roles("SecurityAlert.Read.All", "SecurityIncident.Read.All", "ThreatHunting.Read.All")
-    defaults = type(sim.hunting)()
-    sim.hunting.__dict__.update(defaults.__dict__)
 
 
 def post(sim: GraphSimulator, body: Any, token: str = "") -> requests.Response:

@@ -3,26 +3,19 @@ unknown properties, enum members exactly as the CSDL spells them, 404, a new ver
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterator
+from typing import Any, Dict
 
 import pytest
 import requests
 
-from tests.harness.graph_sim import DEFAULT_ROLES, GraphSimulator, SyntheticTenant
-
-
-@pytest.fixture(scope="module")
-def module_sim() -> Iterator[GraphSimulator]:
-    with GraphSimulator(SyntheticTenant.generate(seed=7), max_lifetime=120) as sim:
-        yield sim
+from tests.harness.graph_sim import DEFAULT_ROLES, GraphSimulator
 
 
 @pytest.fixture
-def sim(module_sim: GraphSimulator) -> Iterator[GraphSimulator]:
-    module_sim.set_roles(*DEFAULT_ROLES, "SecurityIncident.ReadWrite.All", "SecurityAlert.ReadWrite.All")
-    yield module_sim
-    module_sim.set_roles(*DEFAULT_ROLES)
-    module_sim.faults.clear()
+def sim(sim: GraphSimulator) -> GraphSimulator:
+    # conftest's shared simulator (reset around each test), with the write roles these tests need.
+    sim.set_roles(*DEFAULT_ROLES, "SecurityIncident.ReadWrite.All", "SecurityAlert.ReadWrite.All")
+    return sim
 
 
 def call(sim: GraphSimulator, method: str, path: str, body: Any = None) -> requests.Response:

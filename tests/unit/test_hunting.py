@@ -12,7 +12,7 @@ import pytest
 
 from defender_lineage_core import hunting
 from defender_lineage_core.budget import DeadlineReached
-from defender_lineage_core.errors import GraphError
+from defender_lineage_core.errors import GraphError, TransientError
 from defender_lineage_core.graph_client import ClientStats, GraphClient
 from defender_lineage_core.hunting import (
     MIN_WINDOW_TICKS,
@@ -435,6 +435,47 @@ def test_call_rate_429_retries_after_retry_after():
     h = Harness(graph, now=T0 + 600 * S)
     run = h.run(deadline=300.0)
     assert h.slept == [2.0] and run.stats.rate_waits == 1 and len(h.written) == 5
+
+
+# ---- one retry loop: the query goes through the Graph client's, on the run's clock ------------------
+
+
+def test_a_5xx_is_retried_by_the_clients_loop_with_back_off_on_the_runs_clock():
+    graph = FakeHunting(make_rows(5))
+    graph.script.append(lambda w: Response(503, error(503, "ServiceUnavailable", "Try again.")))
+    h = Harness(graph, now=T0 + 600 * S)
+    run = h.run(deadline=300.0)
+    # No Retry-After: the first back-off is 1-2 s with jitter, slept by the run (not a second loop's 2 s).
+    assert len(h.slept) == 1 and 1.0 <= h.slept[0] <= 2.0
+    assert graph.stats.retries == 1 and run.stats.rate_waits == 0 and len(h.written) == 5
+
+
+def test_a_call_rate_429_storm_gives_up_as_every_graph_call_does():
+    graph = FakeHunting(make_rows(5))
+    graph.always = lambda w: Response(429, error(429, "TooManyRequests", "Too many requests."), {"Retry-After": "1"})
+    h = Harness(graph, now=T0 + 600 * S)
+    with pytest.raises(TransientError) as caught:
+        h.run(deadline=300.0)
+    assert caught.value.status == 429 and "gave up after 6 attempts" in str(caught.value)
+    assert len(graph.calls) == 6 and h.slept == [1.0] * 5
+    assert graph.stats.retries == 5 and graph.stats.throttled == 6 and h.state.end is None
+
+
+def test_every_try_takes_a_slot_of_the_hunting_budget():
+    class Counting:
+        taken = 0
+
+        def acquire(self, max_wait: Optional[float] = None) -> Optional[float]:
+            self.taken += 1
+            return 0.0
+
+    graph = FakeHunting(make_rows(5))
+    graph.script.append(lambda w: Response(401, error(401, "InvalidAuthenticationToken", "Token expired.")))
+    graph.script.append(lambda w: Response(502, error(502, "BadGateway", "")))
+    budget = Counting()
+    h = Harness(graph, now=T0 + 600 * S, budget=budget)
+    h.run(deadline=300.0)
+    assert len(graph.calls) == 3 and budget.taken == 3  # the 401's and the 502's tries are queries too
 
 
 def test_bad_kql_raises_once_naming_the_input_and_keeps_the_checkpoint():

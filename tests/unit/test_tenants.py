@@ -7,7 +7,7 @@ import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Iterator, List
+from typing import List
 
 import pytest
 from defender_lineage_eventstream import write_page
@@ -31,7 +31,7 @@ from defender_lineage_splunk.inputs import (
     count_sharing_inputs,
     tenant_cursor_pattern,
 )
-from tests.harness.graph_sim import GraphSimulator, SyntheticTenant
+from tests.harness.graph_sim import GraphSimulator
 from tests.unit.test_account_check import account
 
 CUSTOMER = "0f1e2d3c-4b5a-4987-8654-3210fedcba98"
@@ -110,9 +110,8 @@ def test_admin_consent_url_uses_the_cloud_login_host():
 
 
 @pytest.fixture
-def sim() -> Iterator[GraphSimulator]:
-    with GraphSimulator(SyntheticTenant.generate(seed=3), max_lifetime=300.0) as server:
-        yield server
+def sim(fresh_sim: GraphSimulator) -> GraphSimulator:
+    return fresh_sim  # one simulator per test, as before: tests here change what a reset does not undo
 
 
 def home_account(sim: GraphSimulator) -> Account:

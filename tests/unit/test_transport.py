@@ -14,7 +14,6 @@ import threading
 import time
 import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Iterator
 
 import pytest
 import requests
@@ -34,26 +33,12 @@ from defender_lineage_core.graph_client import DEFAULT_TOKEN_LIFETIME, GraphClie
 from defender_lineage_core.hunting import HuntingRun, HuntingState
 from defender_lineage_core.timestamps import TICKS_PER_SECOND
 from defender_lineage_core.transport import bounded_exchange
-from tests.harness.graph_sim import GraphSimulator, SyntheticTenant
+from tests.harness.graph_sim import GraphSimulator
 from tests.harness.graph_sim.faults import FAKE_JWT, hostile_entra_error, hostile_graph_error
 from tests.unit.test_account_check import account
 from tests.unit.test_graph_client import FILTER, FakeTime, client_for, first_page
 
 FORGED = "run_summary"
-
-
-@pytest.fixture(scope="module")
-def module_sim() -> Iterator[GraphSimulator]:
-    with GraphSimulator(SyntheticTenant.generate(seed=7), max_lifetime=180) as sim:
-        yield sim
-
-
-@pytest.fixture
-def sim(module_sim: GraphSimulator) -> Iterator[GraphSimulator]:
-    module_sim.faults.clear()
-    module_sim.requests.clear()
-    yield module_sim
-    module_sim.faults.clear()
 
 
 @pytest.fixture

@@ -115,6 +115,19 @@ _REGISTRY: Dict[Tuple[str, str], RequestBudget] = {}
 _REGISTRY_LOCK = threading.Lock()
 
 
+def wait_for_slot(
+    budget: RequestBudget, remaining: Optional[float], sleep: Callable[[float], None], refusal: str
+) -> float:
+    """Takes a slot of ``budget``, sleeping until it is free; the seconds waited. ``DeadlineReached``
+    (``refusal``) when no slot frees up within ``remaining`` seconds (None: no deadline)."""
+    wait = budget.acquire(None if remaining is None else max(0.0, remaining))
+    if wait is None:
+        raise DeadlineReached(refusal)
+    if wait > 0:
+        sleep(wait)
+    return wait
+
+
 def shared_budget(
     client_id: str, tenant_id: str, per_minute: float, clock: Callable[[], float] = time.monotonic
 ) -> RequestBudget:

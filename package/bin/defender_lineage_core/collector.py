@@ -56,15 +56,17 @@ EXPAND_FAIL_FAST = frozenset({500, 502, 504})
 
 @dataclass(frozen=True)
 class ResourceSpec:
+    """A Graph collection as the collector lists it (what Splunk calls its events is the adapter's business:
+    ``defender_lineage_splunk/inputs.py``)."""
+
     name: str  # Graph collection under /security
-    sourcetype: str
     page_size: int
     expand: Optional[str] = None
 
 
-ALERTS = ResourceSpec("alerts_v2", "ms:defender:graph:alert", page_size=1000)
+ALERTS = ResourceSpec("alerts_v2", page_size=1000)
 # Graph refuses $top above 50 on incidents.
-INCIDENTS = ResourceSpec("incidents", "ms:defender:graph:incident", page_size=50)
+INCIDENTS = ResourceSpec("incidents", page_size=50)
 
 
 @dataclass

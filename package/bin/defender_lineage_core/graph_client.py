@@ -2,8 +2,10 @@
 
 Knows nothing of Splunk: the caller passes a configured ``requests.Session`` (proxy, TLS).
 
-Retries: 429 and 503 wait for ``Retry-After`` (seconds, fractional allowed, or an HTTP date);
-without it, and for 500/502/504, timeouts and connection resets, exponential back-off with jitter
+Retries (``send_with_retries``: the one retry loop, for token requests, listings, writes and hunting
+queries alike; ``_send`` is one try): 429 and 503 wait for ``Retry-After`` (seconds, fractional
+allowed, or an HTTP date); without it, and for 500/502/504, timeouts and connection resets,
+exponential back-off with jitter
 (1-2 s, 2-4 s, 4-8 s ...), at most ``max_retries`` times, then ``TransientError``. 400, 401 (after
 one token refresh), 403 and 404 are never retried. Every Graph request (retries included) first
 takes a slot from the request budget (``budget.py``); token requests do not. When ``deadline``
@@ -31,7 +33,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from .budget import DeadlineReached, RequestBudget
+from .budget import DeadlineReached, RequestBudget, wait_for_slot
 from .clouds import Endpoints
 from .errors import (
     AuthError,
@@ -201,7 +203,7 @@ class GraphClient:
             "scope": self.endpoints.scope,
             **self._credential.form(token_url, self.client_id),
         }
-        response = self._send("POST", token_url, resource="token", data=form)
+        response = send_with_retries(self, self.retry_policy(), "POST", token_url, "token", data=form)
         body = _json_or_none(response)
         token = body.get("access_token") if isinstance(body, dict) else None
         if response.status_code != 200 or not isinstance(token, str) or not token:
@@ -272,21 +274,33 @@ class GraphClient:
         resource: str,
         headers: Mapping[str, str],
         on_attempt: Optional[Callable[[], None]] = None,
+        policy: Optional[RetryPolicy] = None,
+        answer: Optional[Callable[[requests.Response], bool]] = None,
+        on_retry: Optional[Callable[[int], None]] = None,
+        fail_fast: AbstractSet[int] = frozenset(),
         **kwargs: Any,
     ) -> requests.Response:
-        """A Graph request with the bearer token (``_send``: budget, retries, deadline). A token can
-        expire or be revoked mid-run: a 401 gets one fresh token and one more try. ``on_attempt``
-        is called before each try (a caller counting its own requests)."""
-        refreshed = False
-        while True:
-            authorized = {"Authorization": f"Bearer {self.token()}", **headers}
-            if on_attempt is not None:
-                on_attempt()
-            response = self._send(method, url, resource=resource, headers=authorized, **kwargs)
-            if response.status_code != 401 or refreshed:
-                return response
-            refreshed = True
-            self.token(force=True)
+        """A Graph request with the bearer token, through the client's one retry loop
+        (``send_with_retries``: budget, Retry-After, back-off, deadline, one fresh token on a 401).
+
+        ``policy``: how that loop waits (by default this client's sleep, clock, deadline and retries);
+        ``answer``: a retryable answer the caller handles itself (e.g. hunting's CPU-quota 429);
+        ``on_attempt`` / ``on_retry(status)``: called before each try / each wait (0: a transport error).
+        """
+        return send_with_retries(
+            self,
+            policy if policy is not None else self.retry_policy(),
+            method,
+            url,
+            resource,
+            headers=headers,
+            bearer=True,
+            fail_fast=fail_fast,
+            answer=answer,
+            on_attempt=on_attempt,
+            on_retry=on_retry,
+            **kwargs,
+        )
 
     def pages(
         self,
@@ -373,61 +387,37 @@ class GraphClient:
     def _take_budget(self, resource: str) -> None:
         if self.budget is None:
             return
-        remaining = self._remaining()
-        wait = self.budget.acquire(None if remaining is None else max(0.0, remaining))
-        if wait is None:
-            raise DeadlineReached(
-                f"{resource}: the request budget has no room before the run's deadline; the cursor stays, "
-                "the next run continues."
-            )
+        refusal = (
+            f"{resource}: the request budget has no room before the run's deadline; the cursor stays, "
+            "the next run continues."
+        )
+        wait = wait_for_slot(self.budget, self._remaining(), self._sleep, refusal)
         if wait > 0:
             self.stats.budget_wait_seconds += wait
             self.log.debug("graph_budget_wait resource=%s wait_s=%.2f", resource, wait)
-            self._sleep(wait)
 
-    def _send(
-        self, method: str, url: str, resource: str, fail_fast: AbstractSet[int] = frozenset(), **kwargs: Any
-    ) -> requests.Response:
-        attempt = 0
-        while True:
-            if resource != "token":
-                self._take_budget(resource)
-            self.stats.requests += 1
-            try:
-                response = self._exchange(method, url, resource, **kwargs)
-            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
-                # Resets, refused connections, timeouts, and bodies cut short by a closed connection.
-                reason = type(exc).__name__
-                if isinstance(exc, ExchangeTimeout) and hasattr(self.session, "last_error"):
-                    # Raised here, not inside session.request: a recording session (the account check) learns it.
-                    self.session.last_error = exc
-                self._fresh_connections()
-                if attempt >= self.max_retries:
-                    raise TransientError(
-                        f"{resource}: {reason} after {attempt + 1} attempts; the cursor stays, next run continues.",
-                        resource=resource,
-                    ) from None
-                self._pause(attempt, None, resource, reason)
-                attempt += 1
-                continue
-            if response.status_code not in RETRYABLE_STATUS or response.status_code in fail_fast:
-                return response
-            if response.status_code == 429:
-                self.stats.throttled += 1
-            if response.status_code == 503:
-                self._fresh_connections()  # Graph asks for a new connection after a 503
-            if attempt >= self.max_retries:
-                if resource == "token":
-                    raise auth_error(response.status_code, _json_or_none(response), self.account)
-                error = graph_error(response.status_code, _json_or_none(response), resource)
-                raise TransientError(
-                    f"{error} (gave up after {attempt + 1} attempts; the cursor stays, next run continues)",
-                    status=response.status_code,
-                    code=error.code,
-                    resource=resource,
-                )
-            self._pause(attempt, response.headers.get("Retry-After"), resource, f"HTTP {response.status_code}")
-            attempt += 1
+    def retry_policy(self) -> RetryPolicy:
+        """How this client's retry loop waits: its sleep, clock, deadline (as set now) and retries."""
+        return RetryPolicy(self._sleep, self._clock, self.deadline, self.max_retries, self._rng, self.log)
+
+    def _send(self, method: str, url: str, resource: str, **kwargs: Any) -> requests.Response:
+        """ONE try (``send_with_retries`` loops): a budget slot (Graph requests; token requests take
+        none), then the exchange. After a reset, a timeout or a 503 the session's connections are
+        closed, so the next try opens fresh ones (Graph asks for a new connection after a 503)."""
+        if resource != "token":
+            self._take_budget(resource)
+        self.stats.requests += 1
+        try:
+            response = self._exchange(method, url, resource, **kwargs)
+        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
+            if isinstance(exc, ExchangeTimeout) and hasattr(self.session, "last_error"):
+                # Raised here, not inside session.request: a recording session (the account check) learns it.
+                self.session.last_error = exc
+            self._fresh_connections()
+            raise
+        if response.status_code == 503:
+            self._fresh_connections()
+        return response
 
     def _exchange(self, method: str, url: str, resource: str, **kwargs: Any) -> requests.Response:
         """One request, its body read: within the exchange's total deadline and the body cap."""
@@ -465,15 +455,27 @@ class GraphClient:
         except Exception:  # noqa: S110 (closing is best effort)
             pass
 
-    def _pause(self, attempt: int, retry_after: Optional[str], resource: str, reason: str) -> None:
-        self.stats.retries += 1
+
+@dataclass
+class RetryPolicy:
+    """How the retry loop waits: injected sleep and clock (tests), the run's deadline (a value of
+    ``clock``; None: none), how many retries, and the jitter's random source."""
+
+    sleep: Callable[[float], None]
+    clock: Callable[[], float]
+    deadline: Optional[float]
+    max_retries: int
+    rng: random.Random
+    log: logging.Logger
+
+    def pause(self, attempt: int, retry_after: Optional[str], resource: str, reason: str) -> None:
         delay = _retry_after_seconds(retry_after)
         if delay is None:
             # No advice from Graph: exponential back-off with jitter, never an immediate retry
             # (Graph keeps counting requests while it throttles).
             ceiling = min(60.0, 2.0 ** (attempt + 1))
-            delay = self._rng.uniform(ceiling / 2, ceiling)
-        remaining = self._remaining()
+            delay = self.rng.uniform(ceiling / 2, ceiling)
+        remaining = None if self.deadline is None else self.deadline - self.clock()
         if remaining is not None and delay > remaining:
             raise DeadlineReached(
                 f"{resource}: {reason}, and waiting {delay:.1f}s before retrying would pass the run's deadline "
@@ -482,7 +484,93 @@ class GraphClient:
         self.log.warning(
             "graph_retry resource=%s reason=%s attempt=%d wait_s=%.2f", resource, reason, attempt + 1, delay
         )
-        self._sleep(delay)
+        self.sleep(delay)
+
+
+class _Attempts(Protocol):
+    """What the retry loop needs of a client: one try (``_send``), the token, the counters."""
+
+    stats: ClientStats
+    account: str
+
+    def token(self, force: bool = False) -> str: ...
+
+    def _send(self, method: str, url: str, resource: str, **kwargs: Any) -> requests.Response: ...
+
+
+def send_with_retries(
+    client: _Attempts,
+    policy: RetryPolicy,
+    method: str,
+    url: str,
+    resource: str,
+    headers: Optional[Mapping[str, str]] = None,
+    bearer: bool = False,
+    fail_fast: AbstractSet[int] = frozenset(),
+    answer: Optional[Callable[[requests.Response], bool]] = None,
+    on_attempt: Optional[Callable[[], None]] = None,
+    on_retry: Optional[Callable[[int], None]] = None,
+    **kwargs: Any,
+) -> requests.Response:
+    """The add-on's one retry loop, for token requests and Graph requests alike.
+
+    429 and 5xx (but ``fail_fast`` statuses and answers ``answer`` claims), resets, timeouts and cut
+    bodies are retried at most ``policy.max_retries`` times, each after ``policy.pause`` (Retry-After,
+    else back-off with jitter; never past the deadline: ``DeadlineReached``), then ``TransientError``
+    (``AuthError`` for the token endpoint). With ``bearer``, each try carries the client's token and a
+    401 gets one fresh token and one more try (a token can expire or be revoked mid-run).
+    """
+    attempt = 0
+    refreshed = False
+    while True:
+        sent = dict(kwargs)
+        if bearer:
+            sent["headers"] = {"Authorization": f"Bearer {client.token()}", **(headers or {})}
+        elif headers is not None:
+            sent["headers"] = dict(headers)
+        if on_attempt is not None:
+            on_attempt()
+        try:
+            response = client._send(method, url, resource=resource, **sent)
+        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
+            reason = type(exc).__name__
+            if attempt >= policy.max_retries:
+                raise TransientError(
+                    f"{resource}: {reason} after {attempt + 1} attempts; the cursor stays, next run continues.",
+                    resource=resource,
+                ) from None
+            _count_retry(client, on_retry, 0)
+            policy.pause(attempt, None, resource, reason)
+            attempt += 1
+            continue
+        status = response.status_code
+        if bearer and status == 401 and not refreshed:
+            refreshed = True
+            client.token(force=True)
+            continue
+        if status not in RETRYABLE_STATUS or status in fail_fast or (answer is not None and answer(response)):
+            return response
+        if status == 429:
+            client.stats.throttled += 1
+        if attempt >= policy.max_retries:
+            if resource == "token":
+                raise auth_error(status, _json_or_none(response), client.account)
+            error = graph_error(status, _json_or_none(response), resource)
+            raise TransientError(
+                f"{error} (gave up after {attempt + 1} attempts; the cursor stays, next run continues)",
+                status=status,
+                code=error.code,
+                resource=resource,
+            )
+        _count_retry(client, on_retry, status)
+        policy.pause(attempt, response.headers.get("Retry-After"), resource, f"HTTP {status}")
+        attempt += 1
+
+
+def _count_retry(client: _Attempts, on_retry: Optional[Callable[[int], None]], status: int) -> None:
+    client.stats.retries += 1
+    if on_retry is not None:
+        on_retry(status)
 
 
 def _retry_after_seconds(value: Optional[str]) -> Optional[float]:

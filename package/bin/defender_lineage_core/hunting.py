@@ -24,7 +24,8 @@ How it stays honest (paste into the README)
   waits for it, the window unchanged, when the wait ends before the run's deadline (its
   interval); otherwise it stops at once, keeps the window, and remembers the reset time in the
   checkpoint so the next run neither asks early nor waits past its own deadline. A 429 without
-  such words is the call rate: ``Retry-After`` (or back-off), at most five times.
+  such words is the call rate: retried by the Graph client's one retry loop as any 429 is
+  (``Retry-After``, else back-off with jitter, at most five times, never past the deadline).
 * **Rate.** Besides the app's ``/security`` budget (``budget.py``), every query takes a slot from a
   hunting budget of 30 calls a minute per tenant (Graph documents at least 45), divided between
   the enabled ``defender_hunting`` inputs of accounts in that tenant.
@@ -48,18 +49,18 @@ import hashlib
 import json
 import logging
 import math
+import random
 import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
-from .budget import DeadlineReached, RequestBudget, per_minute_from_environment
+from .budget import DeadlineReached, RequestBudget, per_minute_from_environment, wait_for_slot
 from .errors import GraphError, MalformedResponse, graph_error, safe_id, safe_text
-from .graph_client import GraphClient
+from .graph_client import GraphClient, RetryPolicy
 from .timestamps import TICKS_PER_SECOND, format_instant, parse_instant
 
 RESOURCE = "runHuntingQuery"
-SOURCETYPE = "ms:defender:graph:hunting"
 STATE_VERSION = 1
 MAX_ROWS = 100_000
 MAX_BYTES = 50 * 1024 * 1024
@@ -69,7 +70,8 @@ DEFAULT_LOOKBACK = "P1D"
 MAX_LOOKBACK_DAYS = 30  # advanced hunting keeps 30 days
 MIN_WINDOW_TICKS = TICKS_PER_SECOND  # a window is never split below one second
 QUOTA_CYCLE_SECONDS = 900.0
-MAX_RATE_RETRIES = 5
+# Retries of one query (429 call rate, 5xx, resets) in the client's retry loop, as for every Graph call.
+MAX_RETRIES = 5
 MAX_QUOTA_WAITS = 3
 SAVE_EVERY_ROWS = 10_000
 QUERY_NAME_FIELD = "QueryName"
@@ -341,7 +343,7 @@ class HuntingStats:
 
 @dataclass
 class _Answer:
-    kind: str  # rows | split | quota | rate
+    kind: str  # rows | split | quota
     rows: List[Dict[str, Any]] = field(default_factory=list)
     kinds: Dict[str, str] = field(default_factory=dict)
     wait: float = 0.0
@@ -393,6 +395,8 @@ class HuntingRun:
         self._clock = clock
         self.log = logger or logging.getLogger(__name__)
         self.stats = HuntingStats()
+        # How the client's retry loop waits for this run: its clock, sleep and deadline.
+        self._retry_policy = RetryPolicy(sleep, clock, deadline, MAX_RETRIES, random.Random(), self.log)  # noqa: S311
 
     # ---------------------------------------------------------------- plan
     def run(self) -> HuntingStats:
@@ -449,22 +453,10 @@ class HuntingRun:
 
     # ---------------------------------------------------------------- one window
     def _ask(self, start: int, end: int) -> _Answer:
-        rate_tries = 0
+        """The window's answer; a CPU-quota 429 is waited out (the window unchanged) or stops the run."""
         quota_waits = 0
         while True:
             answer = self._post(start, end)
-            if answer.kind == "rate":
-                rate_tries += 1
-                if rate_tries > MAX_RATE_RETRIES:
-                    raise GraphError(
-                        f"runHuntingQuery for input '{self.name}' was throttled {rate_tries} times in a row; "
-                        "the checkpoint stays, the next run continues.",
-                        status=429,
-                        resource=RESOURCE,
-                    )
-                self.stats.rate_waits += 1
-                self._pause(answer.wait, "HTTP 429 (call rate)")
-                continue
             if answer.kind == "quota":
                 quota_waits += 1
                 self.state.quota_until = self.now() + int(answer.wait * TICKS_PER_SECOND)
@@ -476,28 +468,29 @@ class HuntingRun:
             return answer
 
     def _post(self, start: int, end: int) -> _Answer:
-        if self.budget is not None:
-            remaining = self._remaining()
-            wait = self.budget.acquire(None if remaining is None else max(0.0, remaining))
-            if wait is None:
-                raise DeadlineReached(
-                    "the hunting budget has no room before the run's deadline; the checkpoint stays, the next run "
-                    "continues."
-                )
-            if wait > 0:
-                self._sleep(wait)
         body = {"Query": self.query, "Timespan": format_timespan(start, end)}
 
-        def count_request() -> None:
+        def before_each_try() -> None:
             self.stats.requests += 1
+            self._take_hunting_budget()  # every try is a query against the tenant's quota
 
+        def on_retry(status: int) -> None:
+            if status == 429:
+                self.stats.rate_waits += 1
+
+        # The client's one retry loop (Retry-After, back-off, app budget, deadline, one fresh token on a
+        # 401) with this run's clock; a 504 is a query past Graph's time limit (split, never retried as it
+        # stands) and a CPU-quota 429 is answered to the run (it waits for the quota's reset, or stops).
         response = self.client.send_with_token(
             "POST",
             self.client.resource_url(RESOURCE),
             RESOURCE,
             {"Content-Type": "application/json; charset=utf-8", "Accept": "application/json"},
-            on_attempt=count_request,
-            fail_fast=frozenset({429, 504}),
+            on_attempt=before_each_try,
+            policy=self._retry_policy,
+            answer=_is_quota_answer,
+            on_retry=on_retry,
+            fail_fast=frozenset({504}),
             data=json.dumps(body, ensure_ascii=False).encode("utf-8"),
         )
         status = response.status_code
@@ -506,13 +499,10 @@ class HuntingRun:
             return self._rows(content, start, end)
         error = _json_or_none(content)
         message = _error_message(error)
-        if status == 429:
+        if status == 429:  # the CPU quota (_is_quota_answer): a call-rate 429 was retried by the client
             self.client.stats.throttled += 1
-            if _QUOTA_WORDS.search(message):
-                wait = _quota_reset_seconds(message, response.headers.get("Retry-After"), self.now() / TICKS_PER_SECOND)
-                return _Answer("quota", wait=wait, reason=f"CPU quota: {_short(message)}")
-            retry = _seconds(response.headers.get("Retry-After"))
-            return _Answer("rate", wait=retry if retry is not None else 2.0 ** min(6, 1 + self.stats.rate_waits))
+            wait = _quota_reset_seconds(message, response.headers.get("Retry-After"), self.now() / TICKS_PER_SECOND)
+            return _Answer("quota", wait=wait, reason=f"CPU quota: {_short(message)}")
         if status in (504, 408) or (status == 400 and _TIME_WORDS.search(message)):
             self.stats.timeouts += 1
             return _Answer("split", reason=f"execution timeout (HTTP {status})")
@@ -622,15 +612,13 @@ class HuntingRun:
         self._sleep(max(0.0, wait))
         return True
 
-    def _pause(self, wait: float, reason: str) -> None:
-        remaining = self._remaining()
-        if remaining is not None and wait > remaining:
-            raise DeadlineReached(
-                f"{reason}, and waiting {wait:.1f}s would pass the run's deadline; the checkpoint stays, the next "
-                "run continues."
-            )
-        self.log.warning("graph_retry resource=%s reason=%s wait_s=%.2f", RESOURCE, reason, wait)
-        self._sleep(wait)
+    def _take_hunting_budget(self) -> None:
+        if self.budget is None:
+            return
+        refusal = (
+            "the hunting budget has no room before the run's deadline; the checkpoint stays, the next run continues."
+        )
+        wait_for_slot(self.budget, self._remaining(), self._sleep, refusal)
 
 
 class _StopForQuota(Exception):
@@ -645,6 +633,11 @@ def _json_or_none(content: bytes) -> Any:
         return json.loads(content)
     except (ValueError, RecursionError):
         return None
+
+
+def _is_quota_answer(response: Any) -> bool:
+    """A 429 whose message speaks of the CPU quota: the tenant's 15-minute cycle, not the call rate."""
+    return response.status_code == 429 and bool(_QUOTA_WORDS.search(_error_message(_json_or_none(response.content))))
 
 
 def _error_message(body: Any) -> str:

@@ -21,19 +21,19 @@ from defender_lineage_core.tenants import parse_tenants_field, select_tenants
 @dataclass(frozen=True)
 class InputKind:
     name: str  # the inputs.conf scheme, e.g. defender_alerts
-    sourcetype: str
+    sourcetype: str  # product API: props.conf, eventtypes and users' searches name it
     resource: str  # the Graph resource under /security/ named in the event's source
     budget_family: str  # "graph": the app-and-tenant budget; "hunting": the tenant's hunting quota too
 
 
+# The core knows Graph resources only; what Splunk calls their events is decided here, once
+# (tests/unit/test_core_is_graph_only.py keeps sourcetypes out of the core).
 INPUT_KINDS: Dict[str, InputKind] = {
     kind.name: kind
     for kind in (
-        # The sourcetypes are still defined beside the core's resource specs (the collector's tests build
-        # specs with them); this registry is where the Splunk side reads them.
-        InputKind("defender_alerts", ALERTS.sourcetype, ALERTS.name, "graph"),
-        InputKind("defender_incidents", INCIDENTS.sourcetype, INCIDENTS.name, "graph"),
-        InputKind("defender_hunting", hunting.SOURCETYPE, hunting.RESOURCE, "hunting"),
+        InputKind("defender_alerts", "ms:defender:graph:alert", ALERTS.name, "graph"),
+        InputKind("defender_incidents", "ms:defender:graph:incident", INCIDENTS.name, "graph"),
+        InputKind("defender_hunting", "ms:defender:graph:hunting", hunting.RESOURCE, "hunting"),
     )
 }
 

@@ -232,6 +232,7 @@ class GraphSimulator:
         self.hunting = HuntingSettings()  # runHuntingQuery's caps, quota, timeout and boolean form
         self._hunting_tables: Optional[HuntingTables] = None
         self.requests: List[RequestRecord] = []
+        self._forgotten_before = 0.0  # requests that arrived before this (time.time()) are not recorded
         self.writes: List[Dict[str, Any]] = []  # accepted PATCH / comment bodies (writes.py)
         self._clock: int = self.tenant.anchor_ticks
         self._tokens: Dict[str, _Token] = {}
@@ -412,7 +413,16 @@ class GraphSimulator:
 
     def _record(self, rec: RequestRecord) -> None:
         with self._lock:
-            self.requests.append(rec)
+            if rec.time >= self._forgotten_before:
+                self.requests.append(rec)
+
+    def forget_requests(self) -> None:
+        """Empty ``requests`` for what comes next. A request that arrived before, still being answered
+        (a ``delay`` fault outlives the client's timeout), is not recorded when it ends: it would be
+        counted as the next test's."""
+        with self._lock:
+            self.requests.clear()
+            self._forgotten_before = time.time()
 
     # ------------------------------------------------------------------ token endpoint
     def handle_token(self, tenant: str, form: Dict[str, str], basic: Optional[Tuple[str, str]]) -> bytes:

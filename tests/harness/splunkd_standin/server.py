@@ -10,9 +10,10 @@ import threading
 import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Type
+from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Tuple, Type
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from ..standin_http import Reply, StandinHandler
 from .api import Api, Request, Response, error
 from .eai import render_error
 from .store import AlreadyExists, Store, password_entity_name
@@ -337,44 +338,26 @@ class SplunkdStandin:
 
 
 def _make_handler(standin: SplunkdStandin) -> Type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        # Headers and body go out in two writes: with Nagle's algorithm on, the body waits for the
-        # client's delayed ACK of the headers (~40 ms a request on Linux), which splunkd does not do.
-        disable_nagle_algorithm = True
+    class Handler(StandinHandler):
         server_version = "Splunkd"
-        sys_version = ""
 
-        def log_message(self, format: str, *args: Any) -> None:  # quiet, and never log headers
-            return
-
-        def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length > 0 else b""
-            headers = {k.lower(): v for k, v in self.headers.items()}
+        def answer(self, headers: Dict[str, str], body: bytes) -> Response:
             try:
-                response = standin._handle(self.command, self.path, headers, body)
+                return standin._handle(self.command, self.path, headers, body)
             except Exception:
                 standin._record_error(traceback.format_exc())
                 body_out, ctype = render_error("Internal error in the splunkd stand-in", False)
-                response = Response(500, body_out, ctype)
-            self.send_response(response.status)
-            self.send_header("Content-Type", response.content_type)
-            self.send_header("Content-Length", str(len(response.body)))
-            self.send_header("Cache-Control", "no-store, no-cache, must-revalidate, max-age=0")
+                return Response(500, body_out, ctype)
+
+        def answer_headers(self, headers: Dict[str, str], reply: Reply) -> List[Tuple[str, str]]:
             # echo the connection mode as splunkd does: splunklib's own handler reads the body
             # after closing its HTTPConnection, which only works when the answer says "close"
-            if headers.get("connection", "").lower() == "close" or self.request_version != "HTTP/1.1":
-                self.send_header("Connection", "close")
+            closing = headers.get("connection", "").lower() == "close" or self.request_version != "HTTP/1.1"
+            if closing:
                 self.close_connection = True
-            else:
-                self.send_header("Connection", "Keep-Alive")
-            self.end_headers()
-            self.wfile.write(response.body)
-
-        do_GET = _serve
-        do_POST = _serve
-        do_DELETE = _serve
-        do_PUT = _serve
+            return [
+                ("Cache-Control", "no-store, no-cache, must-revalidate, max-age=0"),
+                ("Connection", "close" if closing else "Keep-Alive"),
+            ]
 
     return Handler

@@ -37,6 +37,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from ..splunkd_standin import SplunkdStandin
 from ..splunkd_standin.eai import Entry, default_acl, render_error, render_feed, search_matches
 from ..splunkd_standin.server import parse_conf_file
+from ..standin_http import Reply, StandinHandler
 from . import assets
 from .handlers import HandlerWorker, admin_external_handlers
 
@@ -481,37 +482,19 @@ def _entry(endpoint: str, entity: Dict[str, Any], app: str) -> Entry:
 
 
 def _make_handler(standin: SplunkWebStandin) -> Type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        disable_nagle_algorithm = True
+    class Handler(StandinHandler):
         server_version = "Splunk Web stand-in"
-        sys_version = ""
 
-        def log_message(self, format: str, *args: Any) -> None:
-            return
-
-        def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length > 0 else b""
-            headers = {k.lower(): v for k, v in self.headers.items()}
+        def answer(self, headers: Dict[str, str], body: bytes) -> Answer:
             try:
-                answer = standin._handle(self.command, self.path, headers, body)
+                return standin._handle(self.command, self.path, headers, body)
             except Exception:
                 with standin._lock:
                     standin._errors.append(traceback.format_exc())
-                answer = Answer(500, b"Internal error in the Splunk Web stand-in", "text/plain")
-            self.send_response(answer.status)
-            self.send_header("Content-Type", answer.content_type)
-            self.send_header("Content-Length", str(len(answer.body)))
-            self.send_header("Cache-Control", "no-store")
-            for key, value in answer.headers:
-                self.send_header(key, value)
-            self.end_headers()
-            self.wfile.write(answer.body)
+                return Answer(500, b"Internal error in the Splunk Web stand-in", "text/plain")
 
-        do_GET = _serve
-        do_POST = _serve
-        do_DELETE = _serve
-        do_PUT = _serve
+        def answer_headers(self, headers: Dict[str, str], reply: Reply) -> List[Tuple[str, str]]:
+            extra = reply.headers if isinstance(reply, Answer) else ()
+            return [("Cache-Control", "no-store"), *extra]
 
     return Handler
