@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Set, TypeVar
 
 from defender_lineage_eventstream import EventSink
 from defender_lineage_kvstore import IncidentStoreClient, IncidentStoreError
@@ -22,11 +23,13 @@ from splunklib import modularinput as smi
 from defender_lineage_core import settings as cfg
 from defender_lineage_core.budget import budget_per_minute, input_share, shared_budget
 from defender_lineage_core.collector import Collection, CursorState, ResourceSpec, RunStats, Version
-from defender_lineage_core.graph_client import GraphClient, timeout_from_environment
+from defender_lineage_core.graph_client import GraphClient, account_session, timeout_from_environment
 from defender_lineage_core.incident_store import Doc, docs_from_items
 from defender_lineage_core.page_commits import PageCommitter
-from defender_lineage_core.tenants import parse_tenants_field
+from defender_lineage_core.tenants import connection_pool_size, parse_tenants_field
 from defender_lineage_core.timestamps import now_ticks
+from defender_lineage_core.transport import share_between_tenants
+from defender_lineage_splunk.app import USER_AGENT
 from defender_lineage_splunk.inputs import INPUT_KINDS, checkpoint_key, count_sharing_inputs, source_for
 from defender_lineage_splunk.reporting import log_listing_summary
 from defender_lineage_splunk.splunkd import SplunkSettings, graph_client, logger_for
@@ -73,8 +76,15 @@ def run_one(
     return stats
 
 
+T = TypeVar("T")
+
+
 class _ListingRun:
-    """What one stanza's run shares across its tenants: settings, writer, logger, start time."""
+    """What one stanza's run shares across its tenants: settings, writer, logger, start time, and the
+    handles every tenant would otherwise build again (an idle tenant's poll is a few requests, so these
+    were most of its cost): one HTTP session to Graph (``share_between_tenants`` says why that is safe),
+    one checkpoint collection handle, one incident-store client, and which tenants each input stanza
+    reaches (for the request budget's count)."""
 
     def __init__(
         self,
@@ -98,18 +108,34 @@ class _ListingRun:
         self.logger = logger
         self.splunk = splunk
         self.started = started
+        self._lock = threading.Lock()
+        self._shared: Dict[str, Any] = {}
+        self._stanza_tenants: Dict[str, Set[str]] = {}
+
+    def _one(self, name: str, make: Callable[[], T]) -> T:
+        """``make()``'s result, made once for the run (a failure is not kept: the next tenant tries again)."""
+        with self._lock:
+            if name not in self._shared:
+                self._shared[name] = make()
+            return self._shared[name]
 
     def collect(self, account: cfg.Account, key: str, label: str) -> Optional[RunStats]:
         """One tenant (``account.tenant_id``) under the cursor ``key``; ``label`` names a Tenants-tab entry."""
         params, spec, logger, splunk, full_name = self.params, self.spec, self.logger, self.splunk, self.full_name
         started = self.started
         interval = cfg.interval_seconds(params.get("interval") or 300)
-        client = graph_client(account, splunk.proxies(), logger)
+        session = self._one(
+            "graph_session",
+            lambda: share_between_tenants(
+                account_session(splunk.proxies(), USER_AGENT), connection_pool_size(os.environ)
+            ),
+        )
+        client = graph_client(account, splunk.proxies(), logger, session=session)
         # Request budget, deadline and HTTP timeout (defender_lineage_core/budget.py explains the bound).
         client.deadline = started + interval
         client.timeout = timeout_from_environment(os.environ)
-        _attach_budget(client, splunk, account, full_name, logger)
-        store = splunk.checkpointer()
+        _attach_budget(client, splunk, account, full_name, logger, self._stanza_tenants)
+        store = self._one("checkpointer", splunk.checkpointer)
         state = CursorState.from_json(store.get(key), account.tenant_id)
         if state is None:
             state = CursorState(account.tenant_id)
@@ -126,7 +152,9 @@ class _ListingRun:
 
         # The incident store feeds defenderlineage's enrichment on this Splunk instance; deployments
         # whose inputs run elsewhere rebuild it with the shipped saved search instead.
-        incident_store = IncidentStoreClient(self.metadata["session_key"], self.metadata["server_uri"])
+        incident_store = self._one(
+            "incident_store", lambda: IncidentStoreClient(self.metadata["session_key"], self.metadata["server_uri"])
+        )
 
         def save_docs(docs: List[Doc]) -> None:
             try:
@@ -180,16 +208,28 @@ class _ListingRun:
 
 
 def _attach_budget(
-    client: GraphClient, splunk: SplunkSettings, account: cfg.Account, full_name: str, logger: logging.Logger
+    client: GraphClient,
+    splunk: SplunkSettings,
+    account: cfg.Account,
+    full_name: str,
+    logger: logging.Logger,
+    stanza_tenants: Optional[Dict[str, Set[str]]] = None,
 ) -> None:
-    """This process's share of the app's Graph budget (defender_lineage_core/budget.py explains the bound)."""
+    """This process's share of the app's Graph budget (defender_lineage_core/budget.py explains the bound).
+    ``stanza_tenants``: the run's memo of the tenant ids each input stanza reaches (count_sharing_inputs)."""
     per_minute = budget_per_minute(os.environ)
     if per_minute is None:
         return
     try:
         stanzas = splunk.input_stanzas()
         sharing = count_sharing_inputs(
-            stanzas, splunk.accounts(), account.tenant_id, account.client_id, full_name, splunk.tenants_used_by(stanzas)
+            stanzas,
+            splunk.accounts(),
+            account.tenant_id,
+            account.client_id,
+            full_name,
+            splunk.tenants_used_by(stanzas),
+            stanza_tenants,
         )
     except Exception as exc:  # the budget must not stop collection: assume this input is alone
         logger.warning(

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Callable, Dict, Tuple, TypeVar
+from typing import Any, Callable, Dict, Optional, Tuple, TypeVar
 from urllib.parse import urlsplit
 
+import requests
 from solnlib import conf_manager, log
 from solnlib.modular_input import checkpointer
 
@@ -124,7 +125,11 @@ class SplunkSettings:
         )
 
 
-def graph_client(account: cfg.Account, proxies: Dict[str, str], logger: logging.Logger) -> GraphClient:
+def graph_client(
+    account: cfg.Account, proxies: Dict[str, str], logger: logging.Logger, session: Optional[requests.Session] = None
+) -> GraphClient:
+    """``session``: one already set up for this account (account_session), e.g. shared by the tenants of a run."""
     # A client secret, or a certificate: the key and certificate are parsed and matched here (a bad one
     # fails the run with a message naming the field), and a fresh PS256 assertion signs each token request.
-    return client_for_account(account, credential_for(account), account_session(proxies, USER_AGENT), logger=logger)
+    session = session if session is not None else account_session(proxies, USER_AGENT)
+    return client_for_account(account, credential_for(account), session, logger=logger)
