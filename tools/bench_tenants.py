@@ -256,7 +256,9 @@ def report(
             f"| {r['tenants']} | {r['events']:,} | {r['wall_s']:.2f} | {r['events_per_s']:,.0f} | {r['requests']} | "
             f"{r['peak_rss_mb']:.1f} MB |"
         )
-        if r["events_per_s"] < GOAL_EVENTS_PER_S:
+        # The goal (issue 15) is for 100 tenants; the 10-tenant run is there for the memory comparison (its
+        # second or so is mostly the process start, as for a 10,000-alert single-tenant backfill).
+        if r["tenants"] >= 100 and r["events_per_s"] < GOAL_EVENTS_PER_S:
             missed.append(
                 f"tenants: backfill of {r['tenants']} tenants, {r['events_per_s']:,.0f} events/s (goal: 10,000)"
             )

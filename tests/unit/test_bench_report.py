@@ -77,7 +77,7 @@ def test_main_exits_zero_on_a_missed_goal_and_non_zero_only_when_a_part_fails(
     monkeypatch.setattr(bench, "backfill_table", lambda addon, pythons: ("BACKFILL", []))
     monkeypatch.setattr(bench, "hunting_table", lambda addon, python: "HUNTING")
     monkeypatch.setattr(bench, "command_table", lambda addon, python: COMMAND_REPORT)
-    monkeypatch.setattr(bench, "tenants_table", lambda addon, python: TENANTS_REPORT)
+    monkeypatch.setattr(bench, "tenants_table", lambda addon, pythons: TENANTS_REPORT)
     monkeypatch.setattr(sys, "argv", ["bench.py", "--addon", str(tmp_path), "--python", sys.executable])
     assert bench.main() == 0
     summary = capsys.readouterr().out.split("== Summary", 1)[1]
