@@ -43,6 +43,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         metavar="N",
         help="N consented customer tenants (ids customer_tenant_id(1..N)), each served the home tenant's data",
     )
+    parser.add_argument(
+        "--latency", type=float, default=0.0, metavar="S", help="every answer (token and Graph) S seconds late"
+    )
     args = parser.parse_args(argv)
     anchor = datetime.fromisoformat(args.anchor.replace("Z", "+00:00")) if args.anchor else None
     if args.bulk:
@@ -55,6 +58,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         sim.hunting.density[table] = int(rows)
     for n in range(1, args.customer_tenants + 1):
         sim.add_customer_tenant(customer_tenant_id(n), *READ_ALL)
+    if args.latency > 0:
+        sim.faults.add(kind="delay", delay=args.latency, times=None)
     sim.start()
 
     def on_signal(signum: int, frame: object) -> None:
