@@ -14,7 +14,7 @@ from defender_lineage_core.process_tuning import MALLOC_SETTINGS, keep_freed_mem
 
 
 class FakeLibc:
-    def __init__(self, answers: Tuple[int, ...] = (1, 1, 1, 1)) -> None:
+    def __init__(self, answers: Tuple[int, ...] = (1, 1, 1)) -> None:
         self.calls: List[Tuple[int, int]] = []
         self._answers = list(answers)
 
@@ -31,7 +31,6 @@ def test_every_setting_is_given_to_mallopt_in_order():
         process_tuning.M_MMAP_THRESHOLD,
         process_tuning.M_TRIM_THRESHOLD,
         process_tuning.M_TOP_PAD,
-        process_tuning.M_ARENA_MAX,
     ]
 
 
@@ -108,8 +107,8 @@ def test_before_imports_raises_the_threshold_only(restore_gc: None):
 ARENAS_PROBE = r"""
 import ctypes, os, sys, tempfile, threading
 sys.path.insert(0, sys.argv[1])
-from defender_lineage_core.process_tuning import tune_for_bulk_parsing
-assert tune_for_bulk_parsing()
+from defender_lineage_core.process_tuning import share_heaps_between_threads, tune_for_bulk_parsing
+assert tune_for_bulk_parsing() and share_heaps_between_threads()
 held, ready = [], threading.Barrier(13)
 def work():
     held.append(bytearray(1 << 20))  # a page-sized buffer from this thread's arena
@@ -146,3 +145,10 @@ def test_threads_of_many_tenants_share_two_heaps(tmp_path: Any):
     )
     assert out.returncode == 0, out.stderr
     assert 1 <= int(out.stdout.strip()) <= 2
+
+
+def test_sharing_heaps_is_one_mallopt_and_never_raises():
+    libc = FakeLibc((1,))
+    assert process_tuning.share_heaps_between_threads(lambda: libc) is True
+    assert libc.calls == [(process_tuning.M_ARENA_MAX, process_tuning.TENANT_RUN_HEAPS)]
+    assert process_tuning.share_heaps_between_threads(lambda: None) is False

@@ -22,6 +22,7 @@ from defender_lineage_core.redaction import install_redaction
 from .app import ACCOUNT_CONF, APP, CHECKPOINT_COLLECTION, REST_ROOT, SETTINGS_CONF, TENANT_CONF, USER_AGENT
 
 T = TypeVar("T")
+SPLUNKD_TIMEOUT_SECONDS = 60.0  # a REST read this add-on makes itself; a splunkd that hangs must not hang the run
 
 
 def splunkd_address(server_uri: str) -> Tuple[str, str, int]:
@@ -120,6 +121,7 @@ class SplunkSettings:
             host=self.host,
             port=self.port,
             autologin=False,
+            handler=binding.handler(timeout=SPLUNKD_TIMEOUT_SECONDS),
         )
         try:
             response = service.get(f"configs/conf-{conf}", output_mode="json", count=0, search=f"eai:acl.app={APP}")
