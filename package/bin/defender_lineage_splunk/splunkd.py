@@ -130,7 +130,12 @@ class SplunkSettings:
                 return {}
             raise
         entries = json.loads(response.body.read()).get("entry") or []
-        return {str(entry["name"]): dict(entry.get("content") or {}) for entry in entries if entry.get("name")}
+        # The stanza's own fields; splunkd's eai:* metadata (permissions...) is not kept for the run.
+        return {
+            str(entry["name"]): {k: v for k, v in (entry.get("content") or {}).items() if not k.startswith("eai:")}
+            for entry in entries
+            if entry.get("name")
+        }
 
     def tenants_used_by(self, input_stanzas: Dict[str, Any]) -> Dict[str, Any]:
         """Tenants-tab entries when any input stanza has a ``tenants`` field, else {} without asking
