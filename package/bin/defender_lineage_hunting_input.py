@@ -39,6 +39,7 @@ from defender_lineage_core.timestamps import TICKS_PER_SECOND, epoch_seconds, no
 from defender_lineage_modinput import _attach_budget
 from defender_lineage_splunk.inputs import checkpoint_key, count_hunting_inputs, source_for
 from defender_lineage_splunk.reporting import log_hunting_summary
+from defender_lineage_splunk.run_handles import RunHandles
 from defender_lineage_splunk.splunkd import SplunkSettings, graph_client, logger_for
 from defender_lineage_splunk.stanzas import run_stanzas
 from defender_lineage_splunk.tenant_runs import run_tenants
@@ -116,8 +117,10 @@ def run_hunting(
         raise ConfigError(str(exc)) from None
     account = splunk.account(str(params.get("account") or ""))
 
+    handles = RunHandles(splunk)
+
     def hunt(reached: cfg.Account, key: str, label: str) -> Any:
-        return _hunt_tenant(splunk, params, name, query, lookback, reached, key, label, event_writer, logger, started)
+        return _hunt_tenant(handles, params, name, query, lookback, reached, key, label, event_writer, logger, started)
 
     wanted = parse_tenants_field(params.get("tenants"))
     if wanted is None:
@@ -130,7 +133,7 @@ def run_hunting(
 
 
 def _hunt_tenant(
-    splunk: SplunkSettings,
+    handles: RunHandles,
     params: Dict[str, Any],
     name: str,
     query: str,
@@ -142,23 +145,30 @@ def _hunt_tenant(
     logger: logging.Logger,
     started: float,
 ) -> Any:
-    """One tenant's hunting run (``account.tenant_id``) under the cursor ``key``."""
+    """One tenant's hunting run (``account.tenant_id``) under the cursor ``key``; ``handles``: what the run's
+    tenants share (run_handles.py)."""
+    splunk = handles.splunk
     full_name = f"{INPUT_TYPE}://{name}"
     interval = cfg.interval_seconds(params.get("interval") or 300)
-    client = graph_client(account, splunk.proxies(), logger)
+    client = graph_client(account, splunk.proxies(), logger, session=handles.graph_session())
     deadline = started + interval
     client.deadline = deadline
     client.timeout = (
         timeout_from_environment(os.environ) if (os.environ.get(TIMEOUT_ENV) or "").strip() else HUNTING_TIMEOUT_SECONDS
     )
-    _attach_budget(client, splunk, account, full_name, logger)
+    _attach_budget(client, splunk, account, full_name, logger, handles.stanza_tenants)
     budget = None
     per_minute = hunting_per_minute(os.environ)
     if per_minute is not None:
         try:
             stanzas = splunk.input_stanzas()
             sharing = count_hunting_inputs(
-                stanzas, splunk.accounts(), account.tenant_id, full_name, splunk.tenants_used_by(stanzas)
+                stanzas,
+                splunk.accounts(),
+                account.tenant_id,
+                full_name,
+                splunk.tenants_used_by(stanzas),
+                handles.stanza_tenants,
             )
         except Exception as exc:  # the budget must not stop collection: assume this input is alone
             logger.warning("hunting_budget_inputs_unknown input=%s error_type=%s", full_name, type(exc).__name__)
@@ -172,7 +182,7 @@ def _hunt_tenant(
             sharing,
             budget.per_minute_bound(),
         )
-    store = splunk.checkpointer()
+    store = handles.checkpointer()
     state = HuntingState.from_json(store.get(key), account.tenant_id)
     if state is None:
         state = HuntingState(account.tenant_id)

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Set, TypeVar
+from typing import Any, Dict, List, Optional, Set
 
 from defender_lineage_eventstream import EventSink
 from defender_lineage_kvstore import IncidentStoreClient, IncidentStoreError
@@ -23,15 +22,14 @@ from splunklib import modularinput as smi
 from defender_lineage_core import settings as cfg
 from defender_lineage_core.budget import budget_per_minute, input_share, shared_budget
 from defender_lineage_core.collector import Collection, CursorState, ResourceSpec, RunStats, Version
-from defender_lineage_core.graph_client import GraphClient, account_session, timeout_from_environment
+from defender_lineage_core.graph_client import GraphClient, timeout_from_environment
 from defender_lineage_core.incident_store import Doc, docs_from_items
 from defender_lineage_core.page_commits import PageCommitter
-from defender_lineage_core.tenants import connection_pool_size, parse_tenants_field
+from defender_lineage_core.tenants import parse_tenants_field
 from defender_lineage_core.timestamps import now_ticks
-from defender_lineage_core.transport import share_between_tenants
-from defender_lineage_splunk.app import USER_AGENT
 from defender_lineage_splunk.inputs import INPUT_KINDS, checkpoint_key, count_sharing_inputs, source_for
 from defender_lineage_splunk.reporting import log_listing_summary
+from defender_lineage_splunk.run_handles import RunHandles
 from defender_lineage_splunk.splunkd import SplunkSettings, graph_client, logger_for
 from defender_lineage_splunk.stanzas import run_stanzas
 from defender_lineage_splunk.tenant_runs import run_tenants
@@ -76,15 +74,9 @@ def run_one(
     return stats
 
 
-T = TypeVar("T")
-
-
 class _ListingRun:
     """What one stanza's run shares across its tenants: settings, writer, logger, start time, and the
-    handles every tenant would otherwise build again (an idle tenant's poll is a few requests, so these
-    were most of its cost): one HTTP session to Graph (``share_between_tenants`` says why that is safe),
-    one checkpoint collection handle, one incident-store client, and which tenants each input stanza
-    reaches (for the request budget's count)."""
+    handles (run_handles.py) plus one incident-store client."""
 
     def __init__(
         self,
@@ -108,34 +100,19 @@ class _ListingRun:
         self.logger = logger
         self.splunk = splunk
         self.started = started
-        self._lock = threading.Lock()
-        self._shared: Dict[str, Any] = {}
-        self._stanza_tenants: Dict[str, Set[str]] = {}
-
-    def _one(self, name: str, make: Callable[[], T]) -> T:
-        """``make()``'s result, made once for the run (a failure is not kept: the next tenant tries again)."""
-        with self._lock:
-            if name not in self._shared:
-                self._shared[name] = make()
-            return self._shared[name]
+        self.handles = RunHandles(splunk)
 
     def collect(self, account: cfg.Account, key: str, label: str) -> Optional[RunStats]:
         """One tenant (``account.tenant_id``) under the cursor ``key``; ``label`` names a Tenants-tab entry."""
         params, spec, logger, splunk, full_name = self.params, self.spec, self.logger, self.splunk, self.full_name
         started = self.started
         interval = cfg.interval_seconds(params.get("interval") or 300)
-        session = self._one(
-            "graph_session",
-            lambda: share_between_tenants(
-                account_session(splunk.proxies(), USER_AGENT), connection_pool_size(os.environ)
-            ),
-        )
-        client = graph_client(account, splunk.proxies(), logger, session=session)
+        client = graph_client(account, splunk.proxies(), logger, session=self.handles.graph_session())
         # Request budget, deadline and HTTP timeout (defender_lineage_core/budget.py explains the bound).
         client.deadline = started + interval
         client.timeout = timeout_from_environment(os.environ)
-        _attach_budget(client, splunk, account, full_name, logger, self._stanza_tenants)
-        store = self._one("checkpointer", splunk.checkpointer)
+        _attach_budget(client, splunk, account, full_name, logger, self.handles.stanza_tenants)
+        store = self.handles.checkpointer()
         state = CursorState.from_json(store.get(key), account.tenant_id)
         if state is None:
             state = CursorState(account.tenant_id)
@@ -152,7 +129,7 @@ class _ListingRun:
 
         # The incident store feeds defenderlineage's enrichment on this Splunk instance; deployments
         # whose inputs run elsewhere rebuild it with the shipped saved search instead.
-        incident_store = self._one(
+        incident_store = self.handles.once(
             "incident_store", lambda: IncidentStoreClient(self.metadata["session_key"], self.metadata["server_uri"])
         )
 

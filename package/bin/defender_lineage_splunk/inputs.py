@@ -89,11 +89,14 @@ def count_hunting_inputs(
     tenant_id: str,
     own_stanza: str,
     tenant_entries: Optional[Mapping[str, Mapping[str, object]]] = None,
+    stanza_tenants: Optional[Dict[str, Set[str]]] = None,
 ) -> int:
     """Enabled ``defender_hunting`` inputs that query this tenant (any app registration): the hunting
-    quota is the tenant's. At least 1 (the running input)."""
+    quota is the tenant's. At least 1 (the running input). ``stanza_tenants``: as count_sharing_inputs."""
     hunting = [kind.name for kind in INPUT_KINDS.values() if kind.budget_family == "hunting"]
-    return count_enabled_inputs(input_stanzas, accounts, hunting, own_stanza, tenant_id, None, tenant_entries or {})
+    return count_enabled_inputs(
+        input_stanzas, accounts, hunting, own_stanza, tenant_id, None, tenant_entries or {}, stanza_tenants
+    )
 
 
 def stanza_tenant_ids(
