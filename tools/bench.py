@@ -12,6 +12,8 @@
    defender_hunting input.
 3. The search command (tools/bench_command.py): defenderlineage against a splunklib no-op and a
    constant-fields command, with incidents=false and incidents=true.
+4. Many tenants under one input (tools/bench_tenants.py): the idle cycle of alerts + incidents at 10,
+   100 and 500 tenants beside one stanza per tenant, and a backfill of 100 and 300 tenants x 1,000 alerts.
 
 Each part's figures are printed as soon as that part is measured; the bench ends with a summary
 naming every goal missed. A missed goal is a figure, not an error: the exit status is non-zero only
@@ -287,6 +289,14 @@ def hunting_table(addon: Path, python: str) -> str:
     return _tool_report("bench_hunting.py", ["--addon", str(addon), "--python", python, "--rows", "100000"], "hunting")
 
 
+def tenants_table(addon: Path, pythons: List[str]) -> str:
+    """The tenant bench on each interpreter the add-on declares (about 45 s each)."""
+    reports = [
+        _tool_report("bench_tenants.py", ["--addon", str(addon), "--python", python], "tenants") for python in pythons
+    ]
+    return "\n\n".join(reports)
+
+
 def _find_python(version: str) -> str:
     found = subprocess.run([str(ROOT / "tools" / "find_python.sh"), version], capture_output=True, text=True)
     return found.stdout.strip()
@@ -300,6 +310,11 @@ def progress(line: str) -> None:
 def command_goals_missed(report: str) -> List[str]:
     """The goals tools/bench_command.py reports as missed (its lines ``- **missed**: <goal>``)."""
     return [f"command: {line.split(':', 1)[1].strip()}" for line in report.splitlines() if "**missed**" in line]
+
+
+def tenant_goals_missed(report: str) -> List[str]:
+    """The goals tools/bench_tenants.py reports as missed (``- **missed**: tenants: <goal>``)."""
+    return [line.split(":", 1)[1].strip() for line in report.splitlines() if "**missed**" in line]
 
 
 # The parts, in the order they are measured and printed. Each returns its figures (Markdown) and the
@@ -382,6 +397,13 @@ def main() -> int:
             "command",
             "**`defenderlineage` over the chunked protocol**",
             lambda: _with_missed(command_table(addon, python), command_goals_missed),
+        ),
+        (
+            "tenants",
+            "**Many tenants under one input** (`tools/bench_tenants.py`: the built `defender_alerts` and "
+            "`defender_incidents` inputs with `tenants = *`, Graph simulator and splunkd stand-in each in a process "
+            "of their own, request budget on; CPU is the input process's user + system time)",
+            lambda: _with_missed(tenants_table(addon, pythons), tenant_goals_missed),
         ),
     ]
     figures, _, failed = run_parts(parts)

@@ -36,6 +36,7 @@ from defender_lineage_core.timestamps import TICKS_PER_SECOND, epoch_seconds, no
 from defender_lineage_splunk.clients import hunting_budget, run_client
 from defender_lineage_splunk.inputs import INPUT_KINDS, checkpoint_key, source_for
 from defender_lineage_splunk.reporting import log_hunting_summary
+from defender_lineage_splunk.run_handles import RunHandles
 from defender_lineage_splunk.splunkd import SplunkSettings, logger_for
 from defender_lineage_splunk.stanzas import run_stanzas
 from defender_lineage_splunk.tenant_runs import run_tenants
@@ -114,8 +115,10 @@ def run_hunting(
         raise ConfigError(str(exc)) from None
     account = splunk.account(str(params.get("account") or ""))
 
+    handles = RunHandles(splunk)
+
     def hunt(reached: cfg.Account, key: str, label: str) -> Any:
-        return _hunt_tenant(splunk, params, name, query, lookback, reached, key, label, event_writer, logger, started)
+        return _hunt_tenant(handles, params, name, query, lookback, reached, key, label, event_writer, logger, started)
 
     wanted = parse_tenants_field(params.get("tenants"))
     if wanted is None:
@@ -128,7 +131,7 @@ def run_hunting(
 
 
 def _hunt_tenant(
-    splunk: SplunkSettings,
+    handles: RunHandles,
     params: Dict[str, Any],
     name: str,
     query: str,
@@ -140,16 +143,27 @@ def _hunt_tenant(
     logger: logging.Logger,
     started: float,
 ) -> Any:
-    """One tenant's hunting run (``account.tenant_id``) under the cursor ``key``."""
+    """One tenant's hunting run (``account.tenant_id``) under the cursor ``key``; ``handles``: what the run's
+    tenants share (run_handles.py)."""
+    splunk = handles.splunk
     full_name = f"{INPUT_TYPE}://{name}"
     interval = cfg.interval_seconds(params.get("interval") or 300)
     timeout = (
         timeout_from_environment(os.environ) if (os.environ.get(TIMEOUT_ENV) or "").strip() else HUNTING_TIMEOUT_SECONDS
     )
     deadline = started + interval
-    client = run_client(splunk, account, logger, deadline, full_name, timeout=timeout)
-    budget = hunting_budget(splunk, account, full_name, logger)
-    store = splunk.checkpointer()
+    client = run_client(
+        splunk,
+        account,
+        logger,
+        deadline,
+        full_name,
+        timeout=timeout,
+        session=handles.graph_session(),
+        stanza_tenants=handles.stanza_tenants,
+    )
+    budget = hunting_budget(splunk, account, full_name, logger, handles.stanza_tenants)
+    store = handles.checkpointer()
     state = HuntingState.from_json(store.get(key), account.tenant_id)
     if state is None:
         state = HuntingState(account.tenant_id)

@@ -28,6 +28,7 @@ from defender_lineage_core.timestamps import now_ticks
 from defender_lineage_splunk.clients import run_client
 from defender_lineage_splunk.inputs import INPUT_KINDS, checkpoint_key, source_for
 from defender_lineage_splunk.reporting import log_listing_summary
+from defender_lineage_splunk.run_handles import RunHandles
 from defender_lineage_splunk.splunkd import SplunkSettings, logger_for
 from defender_lineage_splunk.stanzas import run_stanzas
 from defender_lineage_splunk.tenant_runs import run_tenants
@@ -73,7 +74,8 @@ def run_one(
 
 
 class _ListingRun:
-    """What one stanza's run shares across its tenants: settings, writer, logger, start time."""
+    """What one stanza's run shares across its tenants: settings, writer, logger, start time, and the
+    handles (run_handles.py) plus one incident-store client."""
 
     def __init__(
         self,
@@ -97,6 +99,7 @@ class _ListingRun:
         self.logger = logger
         self.splunk = splunk
         self.started = started
+        self.handles = RunHandles(splunk)
 
     def collect(self, account: cfg.Account, key: str, label: str) -> Optional[RunStats]:
         """One tenant (``account.tenant_id``) under the cursor ``key``; ``label`` names a Tenants-tab entry."""
@@ -104,8 +107,16 @@ class _ListingRun:
         started = self.started
         interval = cfg.interval_seconds(params.get("interval") or 300)
         # Request budget, deadline and HTTP timeout (defender_lineage_core/budget.py explains the bound).
-        client = run_client(splunk, account, logger, started + interval, full_name)
-        store = splunk.checkpointer()
+        client = run_client(
+            splunk,
+            account,
+            logger,
+            started + interval,
+            full_name,
+            session=self.handles.graph_session(),
+            stanza_tenants=self.handles.stanza_tenants,
+        )
+        store = self.handles.checkpointer()
         state = CursorState.from_json(store.get(key), account.tenant_id)
         if state is None:
             state = CursorState(account.tenant_id)
@@ -122,7 +133,9 @@ class _ListingRun:
 
         # The incident store feeds defenderlineage's enrichment on this Splunk instance; deployments
         # whose inputs run elsewhere rebuild it with the shipped saved search instead.
-        incident_store = IncidentStoreClient(self.metadata["session_key"], self.metadata["server_uri"])
+        incident_store = self.handles.once(
+            "incident_store", lambda: IncidentStoreClient(self.metadata["session_key"], self.metadata["server_uri"])
+        )
 
         def save_docs(docs: List[Doc]) -> None:
             try:

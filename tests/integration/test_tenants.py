@@ -241,3 +241,26 @@ def test_hundred_tenants_one_refusing_one_throttled(
 
 def latest_visible_alerts(sim: GraphSimulator) -> Dict[str, str]:
     return latest_visible(sim.tenant.alert_versions(), sim.tenant.anchor_ticks)
+
+
+@pytest.mark.integration
+def test_tenant_entries_are_read_as_json_and_of_this_app_only(
+    addon, python, sim: GraphSimulator, splunkd: SplunkdStandin, tmp_path: Path
+):
+    """The Tenants tab is read from splunkd's JSON answer, in one request (solnlib's Atom XML feed held
+    ~17 MB at once for 500 entries, the idle run's peak RSS): enabled entries of this app only."""
+    seed_account(splunkd, sim, "msp")
+    for tenant in (CONTOSO, FABRIKAM, NOCONSENT):
+        sim.add_customer_tenant(tenant, *READ_ALL)
+    add_tenant(splunkd, "contoso", CONTOSO)
+    add_tenant(splunkd, "paused", FABRIKAM, disabled="1")
+    splunkd.set_conf(
+        "ta_defender_lineage_tenant", "elsewhere", {"tenant_id": NOCONSENT, "account": "msp"}, app="search"
+    )
+    splunkd.clear_calls()
+    params = {"account": "msp", "start_date": FAR_BACK, "tenants": "*"}
+    result = run_input(splunkd, tmp_path, "defender_alerts", "mssp", params, python, addon=addon)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert {e.source for e in result.events} == {f"ms_graph://{CONTOSO}/security/alerts_v2"}
+    reads = [c for c in splunkd.calls if "conf-ta_defender_lineage_tenant" in c.path]
+    assert len(reads) == 1 and reads[0].query.get("output_mode") == ["json"]

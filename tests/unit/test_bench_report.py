@@ -60,15 +60,28 @@ def test_command_goals_missed_reads_the_command_bench_report() -> None:
     ]
 
 
+TENANTS_REPORT = """| tenants | ... |
+- **missed**: tenants: idle cycle 61 s wall at 500 tenants (goal: under 60)
+"""
+
+
+def test_the_tenant_bench_missed_goals_are_named():
+    assert bench.tenant_goals_missed(TENANTS_REPORT) == [
+        "tenants: idle cycle 61 s wall at 500 tenants (goal: under 60)"
+    ]
+
+
 def test_main_exits_zero_on_a_missed_goal_and_non_zero_only_when_a_part_fails(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path
 ) -> None:
     monkeypatch.setattr(bench, "backfill_table", lambda addon, pythons: ("BACKFILL", []))
     monkeypatch.setattr(bench, "hunting_table", lambda addon, python: "HUNTING")
     monkeypatch.setattr(bench, "command_table", lambda addon, python: COMMAND_REPORT)
+    monkeypatch.setattr(bench, "tenants_table", lambda addon, pythons: TENANTS_REPORT)
     monkeypatch.setattr(sys, "argv", ["bench.py", "--addon", str(tmp_path), "--python", sys.executable])
     assert bench.main() == 0
-    assert "(d)/(b) >= 0.90" in capsys.readouterr().out.split("== Summary", 1)[1]
+    summary = capsys.readouterr().out.split("== Summary", 1)[1]
+    assert "(d)/(b) >= 0.90" in summary and "tenants: idle cycle 61 s wall at 500 tenants" in summary
 
     def broken(addon: object, python: object) -> str:
         raise SystemExit("hunting bench failed")

@@ -102,3 +102,53 @@ def test_before_imports_raises_the_threshold_only(restore_gc: None):
     process_tuning.before_imports()
     assert gc.get_threshold()[0] == process_tuning.GEN0_THRESHOLD
     assert gc.get_freeze_count() == before
+
+
+ARENAS_PROBE = r"""
+import ctypes, os, sys, tempfile, threading
+sys.path.insert(0, sys.argv[1])
+from defender_lineage_core.process_tuning import share_heaps_between_threads, tune_for_bulk_parsing
+assert tune_for_bulk_parsing() and share_heaps_between_threads()
+held, ready = [], threading.Barrier(13)
+def work():
+    held.append(bytearray(1 << 20))  # a page-sized buffer from this thread's arena
+    ready.wait()
+    ready.wait()
+threads = [threading.Thread(target=work) for _ in range(12)]
+for t in threads:
+    t.start()
+ready.wait()  # every thread has allocated and is still alive
+libc = ctypes.CDLL(None)
+libc.fopen.restype = ctypes.c_void_p
+path = tempfile.mktemp()
+stream = libc.fopen(path.encode(), b"w")
+libc.malloc_info(0, ctypes.c_void_p(stream))
+libc.fclose(ctypes.c_void_p(stream))
+ready.wait()
+for t in threads:
+    t.join()
+print(open(path).read().count("<heap nr="))
+os.unlink(path)
+"""
+
+
+@pytest.mark.skipif(not (sys.platform.startswith("linux") and process_tuning._glibc()), reason="glibc only")
+def test_threads_of_many_tenants_share_two_heaps(tmp_path: Any):
+    """Twelve threads allocating at once (a run's tenants, prefetches and commits) use at most two glibc
+    arenas, each keeping its high-water mark: peak RSS is bounded by what is in use at once, not by how
+    many threads the run went through (glibc's default allows 8 arenas per core)."""
+    import subprocess
+
+    bin_dir = os.path.join(os.path.dirname(process_tuning.__file__), os.pardir)
+    out = subprocess.run(
+        [sys.executable, "-c", ARENAS_PROBE, os.path.abspath(bin_dir)], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    assert 1 <= int(out.stdout.strip()) <= 2
+
+
+def test_sharing_heaps_is_one_mallopt_and_never_raises():
+    libc = FakeLibc((1,))
+    assert process_tuning.share_heaps_between_threads(lambda: libc) is True
+    assert libc.calls == [(process_tuning.M_ARENA_MAX, process_tuning.TENANT_RUN_HEAPS)]
+    assert process_tuning.share_heaps_between_threads(lambda: None) is False

@@ -37,6 +37,7 @@ GEN2_THRESHOLD = 100
 M_TRIM_THRESHOLD = -1
 M_TOP_PAD = -2
 M_MMAP_THRESHOLD = -3
+M_ARENA_MAX = -8
 MALLOC_SETTINGS = (
     # Buffers up to 16 MB (a page's body and XML are ~3 MB) come from the heap, not their own mmap;
     # setting it also stops glibc from moving the two thresholds by itself.
@@ -75,6 +76,29 @@ def _glibc() -> Optional[Any]:
         return ctypes.CDLL(None)  # the symbols already loaded in this process: glibc's malloc
     except (AttributeError, ValueError, OSError):
         return None
+
+
+# Heaps ("arenas") glibc may give the threads of a run over many tenants (its default is 8 per core).
+TENANT_RUN_HEAPS = 2
+
+
+def share_heaps_between_threads(load_libc: Callable[[], Optional[Any]] = _glibc) -> bool:
+    """Call before a run over many tenants starts its workers: at most ``TENANT_RUN_HEAPS`` glibc heaps.
+
+    Every thread gets a heap of its own until there are 8 per core, and with the trimming above turned
+    off each heap keeps its high-water mark until the process exits. A run over many tenants starts
+    threads for every tenant (prefetch, commit queues, HTTP exchanges), so over the run page-sized work
+    lands in ever more heaps: the peak RSS of a backfill of 1,000 alerts per tenant went from ~220 MB at
+    10 tenants to ~280 MB at 300 (2 cores; the cap grows with the cores). With two heaps it stayed at
+    ~195 to ~205 MB, what the workers hold at once. Python allocates under the GIL, so the threads seldom
+    wait for a heap. Not for a single-tenant run: sharing heaps there cost ~7 MB of its ~70 MB peak.
+    True when glibc took the setting; elsewhere nothing changes."""
+    try:
+        libc = load_libc()
+        mallopt = getattr(libc, "mallopt", None) if libc is not None else None
+        return mallopt is not None and mallopt(M_ARENA_MAX, TENANT_RUN_HEAPS) == 1
+    except Exception:  # an exotic C library must not stop collection
+        return False
 
 
 def keep_freed_memory(load_libc: Callable[[], Optional[Any]] = _glibc) -> bool:

@@ -9,6 +9,7 @@ comma-separated list of labels. Plain data in, plain data out: the Splunk side r
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass
 from typing import Any, List, Mapping, Optional, Sequence, Tuple
 
@@ -32,6 +33,12 @@ def worker_count(environ: Mapping[str, str], tenants: int) -> int:
     text = (environ.get(WORKERS_ENV) or "").strip()
     wanted = int(text) if text.isdigit() and int(text) > 0 else TENANT_WORKERS
     return max(1, min(wanted, tenants))
+
+
+def connection_pool_size(environ: Mapping[str, str]) -> int:
+    """Idle connections a run's shared HTTP session keeps per host: each worker's tenant has at most two
+    requests in flight (a page and the next one prefetched), plus one for a token request."""
+    return 2 * worker_count(environ, sys.maxsize) + 1
 
 
 LABEL = re.compile(r"^[A-Za-z0-9_-]{1,64}$")

@@ -18,6 +18,7 @@ waiting on its own per-read timeout; the caller does not wait for it.
 
 from __future__ import annotations
 
+import http.cookiejar
 import socket
 import threading
 import time
@@ -26,6 +27,7 @@ from typing import Any, List, Optional
 
 import requests
 import urllib3
+from requests.adapters import DEFAULT_POOLBLOCK, DEFAULT_POOLSIZE, HTTPAdapter
 
 from .errors import MalformedResponse, ResponseTooLarge
 
@@ -34,6 +36,25 @@ from .errors import MalformedResponse, ResponseTooLarge
 MAX_BODY_BYTES = 64 * 1024 * 1024
 READ_CHUNK = 64 * 1024
 PIECE = 1024 * 1024  # most output of one zlib call: a 64 kB gzip chunk can inflate to 64 MB
+
+
+def share_between_tenants(session: requests.Session, connections: int) -> requests.Session:
+    """``session`` made fit to carry the requests of every tenant of one run at once.
+
+    Safe to share because a run's tenants use one account: one proxy, one Entra and Graph host, one
+    TLS configuration. What is per tenant never lives on the session: the bearer token goes in each
+    request's own headers (GraphClient.send_with_token), and cookies are refused altogether, so that
+    nothing one tenant's answer sets (Entra sets several) is sent on another tenant's request.
+    Each mounted adapter keeps up to ``connections`` idle connections per host (requests keeps 10
+    and drops the rest with a warning, which would cost a TCP and TLS set-up each time)."""
+    session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+    if connections > DEFAULT_POOLSIZE:
+        for adapter in session.adapters.values():
+            if isinstance(adapter, HTTPAdapter):  # also the proxy-credentials adapter (proxy.py)
+                # Called before the first request: no pooled connection is dropped. Proxy managers
+                # created later take the same size (HTTPAdapter keeps it).
+                adapter.init_poolmanager(DEFAULT_POOLSIZE, connections, block=DEFAULT_POOLBLOCK)
+    return session
 
 
 class ExchangeTimeout(requests.Timeout):

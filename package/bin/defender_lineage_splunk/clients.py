@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Dict, Optional, Set
 
 from defender_lineage_core import settings as cfg
 from defender_lineage_core.budget import RequestBudget, budget_per_minute, input_share, shared_budget
@@ -32,19 +32,23 @@ def run_client(
     own_stanza: str,
     timeout: Optional[float] = None,
     sharing_if_unknown: int = 1,
+    session: Any = None,
+    stanza_tenants: Optional[Dict[str, Set[str]]] = None,
 ) -> GraphClient:
     """The account's client for a run ending at ``deadline`` (a ``time.monotonic()`` value).
 
     ``own_stanza`` is counted among the budget's sharers (``response_action`` for an action, which
     shares with the inputs); ``sharing_if_unknown`` when splunkd cannot list the inputs. ``timeout``:
-    seconds per HTTP read, by default ``TA_DEFENDER_LINEAGE_HTTP_TIMEOUT`` or 60.
+    seconds per HTTP read, by default ``TA_DEFENDER_LINEAGE_HTTP_TIMEOUT`` or 60. ``session``: the HTTP
+    session a run's tenants share (``run_handles.py``; tokens stay per request); ``stanza_tenants``: the
+    run's memo of the tenant ids each input stanza reaches (``inputs.count_sharing_inputs``).
     """
     from .splunkd import graph_client  # here, not at the top: see the TYPE_CHECKING import
 
-    client = graph_client(account, splunk.proxies(), logger)
+    client = graph_client(account, splunk.proxies(), logger, session=session)
     client.deadline = deadline
     client.timeout = timeout if timeout is not None else timeout_from_environment(os.environ)
-    attach_budget(client, splunk, account, own_stanza, logger, sharing_if_unknown)
+    attach_budget(client, splunk, account, own_stanza, logger, sharing_if_unknown, stanza_tenants)
     return client
 
 
@@ -55,6 +59,7 @@ def attach_budget(
     own_stanza: str,
     logger: logging.Logger,
     sharing_if_unknown: int = 1,
+    stanza_tenants: Optional[Dict[str, Set[str]]] = None,
 ) -> None:
     """This run's share of the app's per-tenant Graph budget; none when the budget is off."""
     per_minute = budget_per_minute(os.environ)
@@ -64,7 +69,7 @@ def attach_budget(
         stanzas = splunk.input_stanzas()
         tenants = splunk.tenants_used_by(stanzas)
         sharing = count_sharing_inputs(
-            stanzas, splunk.accounts(), account.tenant_id, account.client_id, own_stanza, tenants
+            stanzas, splunk.accounts(), account.tenant_id, account.client_id, own_stanza, tenants, stanza_tenants
         )
     except Exception as exc:  # the budget must not stop collection: assume this run is (nearly) alone
         sharing = sharing_if_unknown
@@ -86,7 +91,11 @@ def attach_budget(
 
 
 def hunting_budget(
-    splunk: SplunkSettings, account: cfg.Account, own_stanza: str, logger: logging.Logger
+    splunk: SplunkSettings,
+    account: cfg.Account,
+    own_stanza: str,
+    logger: logging.Logger,
+    stanza_tenants: Optional[Dict[str, Set[str]]] = None,
 ) -> Optional[RequestBudget]:
     """The tenant's advanced-hunting quota shared by the enabled hunting inputs querying it (any app
     registration: the quota is the tenant's); None when the hunting budget is off."""
@@ -96,7 +105,12 @@ def hunting_budget(
     try:
         stanzas = splunk.input_stanzas()
         sharing = count_hunting_inputs(
-            stanzas, splunk.accounts(), account.tenant_id, own_stanza, splunk.tenants_used_by(stanzas)
+            stanzas,
+            splunk.accounts(),
+            account.tenant_id,
+            own_stanza,
+            splunk.tenants_used_by(stanzas),
+            stanza_tenants,
         )
     except Exception as exc:  # the budget must not stop collection: assume this input is alone
         logger.warning("hunting_budget_inputs_unknown input=%s error_type=%s", own_stanza, type(exc).__name__)

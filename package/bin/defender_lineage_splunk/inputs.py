@@ -67,6 +67,7 @@ def count_sharing_inputs(
     client_id: str,
     own_stanza: str,
     tenant_entries: Optional[Mapping[str, Mapping[str, object]]] = None,
+    stanza_tenants: Optional[Dict[str, Set[str]]] = None,
 ) -> int:
     """Enabled inputs of this add-on whose account is the same app registration in the same tenant.
 
@@ -74,9 +75,11 @@ def count_sharing_inputs(
     stanzas by name (only ``tenant_id`` and ``client_id`` are read); ``tenant_entries``: Tenants-tab
     entries by label, for inputs whose ``tenants`` field reaches customer tenants. The running input
     always counts, even when splunkd did not list it, so the result is at least 1.
+    ``stanza_tenants``: a memo of the tenant ids each stanza reaches, kept by a run that asks for each
+    of its tenants (with ``*`` over N entries, asking afresh each time costs N x N).
     """
     return count_enabled_inputs(
-        input_stanzas, accounts, INPUT_KINDS, own_stanza, tenant_id, client_id, tenant_entries or {}
+        input_stanzas, accounts, INPUT_KINDS, own_stanza, tenant_id, client_id, tenant_entries or {}, stanza_tenants
     )
 
 
@@ -86,11 +89,14 @@ def count_hunting_inputs(
     tenant_id: str,
     own_stanza: str,
     tenant_entries: Optional[Mapping[str, Mapping[str, object]]] = None,
+    stanza_tenants: Optional[Dict[str, Set[str]]] = None,
 ) -> int:
     """Enabled ``defender_hunting`` inputs that query this tenant (any app registration): the hunting
-    quota is the tenant's. At least 1 (the running input)."""
+    quota is the tenant's. At least 1 (the running input). ``stanza_tenants``: as count_sharing_inputs."""
     hunting = [kind.name for kind in INPUT_KINDS.values() if kind.budget_family == "hunting"]
-    return count_enabled_inputs(input_stanzas, accounts, hunting, own_stanza, tenant_id, None, tenant_entries or {})
+    return count_enabled_inputs(
+        input_stanzas, accounts, hunting, own_stanza, tenant_id, None, tenant_entries or {}, stanza_tenants
+    )
 
 
 def stanza_tenant_ids(
@@ -119,6 +125,7 @@ def count_enabled_inputs(
     tenant_id: str,
     client_id: Optional[str] = None,
     tenant_entries: Optional[Mapping[str, Mapping[str, object]]] = None,
+    stanza_tenants: Optional[Dict[str, Set[str]]] = None,
 ) -> int:
     """Enabled inputs of ``input_types`` that collect ``tenant_id`` (through their account's own tenant or
     their ``tenants`` field) and, when ``client_id`` is given, with that app registration; at least 1, the
@@ -137,6 +144,11 @@ def count_enabled_inputs(
             continue
         if client_id is not None and str(account_fields.get("client_id") or "").strip().lower() != wanted_client:
             continue
-        if wanted_tenant in stanza_tenant_ids(fields, account_fields, tenant_entries or {}):
+        known = stanza_tenants.get(name) if stanza_tenants is not None else None
+        if known is None:
+            known = stanza_tenant_ids(fields, account_fields, tenant_entries or {})
+            if stanza_tenants is not None:  # tenants collected at once may both compute it: same answer
+                stanza_tenants[name] = known
+        if wanted_tenant in known:
             sharing.add(name)
     return len(sharing)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
-from typing import Any, Callable, Dict, Tuple, TypeVar
+from typing import Any, Callable, Dict, Optional, Tuple, TypeVar
 from urllib.parse import urlsplit
 
+import requests
 from solnlib import conf_manager, log
 from solnlib.modular_input import checkpointer
+from splunklib import binding, client
 
 from defender_lineage_core import settings as cfg
 from defender_lineage_core.credentials import credential_for
@@ -19,6 +22,7 @@ from defender_lineage_core.redaction import install_redaction
 from .app import ACCOUNT_CONF, APP, CHECKPOINT_COLLECTION, REST_ROOT, SETTINGS_CONF, TENANT_CONF, USER_AGENT
 
 T = TypeVar("T")
+SPLUNKD_TIMEOUT_SECONDS = 60.0  # a REST read this add-on makes itself; a splunkd that hangs must not hang the run
 
 
 def splunkd_address(server_uri: str) -> Tuple[str, str, int]:
@@ -102,14 +106,36 @@ class SplunkSettings:
 
     def tenants(self) -> Dict[str, Any]:
         """Tenants-tab entries by label; none when the conf file does not exist yet."""
+        return self._once("tenants", lambda: self._plain_stanzas(TENANT_CONF))
 
-        def read() -> Dict[str, Any]:
-            try:
-                return dict(self._conf(TENANT_CONF).get_all(only_current_app=True))
-            except conf_manager.ConfManagerException:
+    def _plain_stanzas(self, conf: str) -> Dict[str, Dict[str, Any]]:
+        """Every stanza of this app's ``conf``, from splunkd's JSON answer, for a file that may hold hundreds
+        of stanzas and has no encrypted field (the Tenants tab). solnlib's ``get_all`` reads the Atom XML
+        feed into an ElementTree: ~17 MB held at once for 500 tenant entries, which set the input's peak
+        RSS (an idle run's RSS then grew with the tenant count). {} when the file does not exist yet."""
+        service = client.Service(
+            token=self.session_key,
+            app=APP,
+            owner="nobody",
+            scheme=self.scheme,
+            host=self.host,
+            port=self.port,
+            autologin=False,
+            handler=binding.handler(timeout=SPLUNKD_TIMEOUT_SECONDS),
+        )
+        try:
+            response = service.get(f"configs/conf-{conf}", output_mode="json", count=0, search=f"eai:acl.app={APP}")
+        except binding.HTTPError as error:
+            if error.status == 404:
                 return {}
-
-        return self._once("tenants", read)
+            raise
+        entries = json.loads(response.body.read()).get("entry") or []
+        # The stanza's own fields; splunkd's eai:* metadata (permissions...) is not kept for the run.
+        return {
+            str(entry["name"]): {k: v for k, v in (entry.get("content") or {}).items() if not k.startswith("eai:")}
+            for entry in entries
+            if entry.get("name")
+        }
 
     def tenants_used_by(self, input_stanzas: Dict[str, Any]) -> Dict[str, Any]:
         """Tenants-tab entries when any input stanza has a ``tenants`` field, else {} without asking
@@ -124,7 +150,11 @@ class SplunkSettings:
         )
 
 
-def graph_client(account: cfg.Account, proxies: Dict[str, str], logger: logging.Logger) -> GraphClient:
+def graph_client(
+    account: cfg.Account, proxies: Dict[str, str], logger: logging.Logger, session: Optional[requests.Session] = None
+) -> GraphClient:
+    """``session``: one already set up for this account (account_session), e.g. shared by the tenants of a run."""
     # A client secret, or a certificate: the key and certificate are parsed and matched here (a bad one
     # fails the run with a message naming the field), and a fresh PS256 assertion signs each token request.
-    return client_for_account(account, credential_for(account), account_session(proxies, USER_AGENT), logger=logger)
+    session = session if session is not None else account_session(proxies, USER_AGENT)
+    return client_for_account(account, credential_for(account), session, logger=logger)

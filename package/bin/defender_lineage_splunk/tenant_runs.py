@@ -22,6 +22,7 @@ from solnlib import log
 
 from defender_lineage_core import settings as cfg
 from defender_lineage_core.errors import DefenderLineageError, MissingPermission
+from defender_lineage_core.process_tuning import share_heaps_between_threads
 from defender_lineage_core.proxy import proxy_auth_message
 from defender_lineage_core.tenants import CONSENT_CODES, Tenant, admin_consent_url, select_tenants, worker_count
 
@@ -77,6 +78,7 @@ def run_tenants(
 
     results: List[Optional[Stats]] = []
     if tenants:
+        share_heaps_between_threads()  # peak memory set by the workers, not by the tenants gone through
         workers = worker_count(os.environ, len(tenants))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tenant") as pool:
             results = list(pool.map(one, tenants))

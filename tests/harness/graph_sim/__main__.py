@@ -12,6 +12,14 @@ from typing import List, Optional
 from .server import GraphSimulator
 from .tenant import SyntheticTenant
 
+# The roles of a customer tenant where the app reads alerts and incidents.
+READ_ALL = ("SecurityAlert.Read.All", "SecurityIncident.Read.All")
+
+
+def customer_tenant_id(n: int) -> str:
+    """The n-th customer tenant's id (a GUID, as the Tenants tab requires) for --customer-tenants."""
+    return f"{n:08x}-0000-4000-8000-{n:012x}"
+
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.harness.graph_sim", description=__doc__)
@@ -28,6 +36,16 @@ def main(argv: Optional[List[str]] = None) -> int:
         metavar="TABLE=ROWS_PER_HOUR",
         help="advanced hunting: rows an hour of an activity table (repeatable)",
     )
+    parser.add_argument(
+        "--customer-tenants",
+        type=int,
+        default=0,
+        metavar="N",
+        help="N consented customer tenants (ids customer_tenant_id(1..N)), each served the home tenant's data",
+    )
+    parser.add_argument(
+        "--latency", type=float, default=0.0, metavar="S", help="every answer (token and Graph) S seconds late"
+    )
     args = parser.parse_args(argv)
     anchor = datetime.fromisoformat(args.anchor.replace("Z", "+00:00")) if args.anchor else None
     if args.bulk:
@@ -38,6 +56,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     for item in args.hunting_density:
         table, _, rows = item.partition("=")
         sim.hunting.density[table] = int(rows)
+    for n in range(1, args.customer_tenants + 1):
+        sim.add_customer_tenant(customer_tenant_id(n), *READ_ALL)
+    if args.latency > 0:
+        sim.faults.add(kind="delay", delay=args.latency, times=None)
     sim.start()
 
     def on_signal(signum: int, frame: object) -> None:
