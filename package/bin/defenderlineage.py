@@ -47,6 +47,7 @@ from defender_lineage_scp import (
     encode_cells,
     make_safe,
 )
+from defender_lineage_tenant_names import TENANT_NAME, TenantNames
 
 from defender_lineage_core.incident_store import (
     COLLECTION,
@@ -65,7 +66,8 @@ STORE_WARNING = (
     "Events are placed from their own fields only; the incident_* fields stay empty for this search."
 )
 CONFIGURATION = {"type": "stateful"}  # streaming, but on the search head only (distributed=false)
-ADDED_FIELDS: Tuple[str, ...] = (*OUTPUT_FIELDS, *INCIDENT_OUTPUT_FIELDS)
+PLACED_FIELDS: Tuple[str, ...] = (*OUTPUT_FIELDS, TENANT_NAME)  # from the event, then its tenant's label
+ADDED_FIELDS: Tuple[str, ...] = (*PLACED_FIELDS, *INCIDENT_OUTPUT_FIELDS)
 WARNING_FIELD = "lineage_warning"
 REPLACED_WARNING = "unreadable bytes (invalid UTF-8 or NUL) replaced with U+FFFD"
 UNENCODABLE_WARNING = "unencodable characters (lone surrogates) replaced with U+FFFD"
@@ -183,7 +185,7 @@ class ChunkLayout:
 
     @staticmethod
     def _head(text: str, fields: Dict[str, Any]) -> str:
-        values = [fields[name] for name in OUTPUT_FIELDS]
+        values = [fields[name] for name in PLACED_FIELDS]
         if any(type(v) is not str for v in values) or _NEEDS_CARE.search("".join(values)) is not None:
             values = [csv_cell(encode_cells(v)[0]) for v in values]
         return text + "," + ",,".join(values) + ","
@@ -219,6 +221,11 @@ class DefenderLineage:
         self._warned = False
         # seconds waiting for the KV store, requests, keys asked, documents received
         self._fetch_stats: List[Any] = [0.0, 0, 0, 0]
+        self.tenant_names = TenantNames(session.searchinfo, self._warn_tenants)
+
+    def _warn_tenants(self, text: str) -> None:
+        self.session.write_message("WARN", text)
+        self.logger.warning("%s", text)
 
     # -- the incident store ---------------------------------------------------------------------
 
@@ -315,6 +322,7 @@ class DefenderLineage:
                     if header_line is None or not body.write_line(header_line):
                         body.write_row(layout.header)
                 fields = place(layout.record(cells))
+                fields[TENANT_NAME] = self.tenant_names.name_for(fields["tenant_id"])
                 if chunk.replaced and REPLACEMENT in (text if text is not None else "".join(cells)):
                     fields[WARNING_FIELD] = _add_warning(fields[WARNING_FIELD], REPLACED_WARNING)
                 layout.share(fields)
