@@ -7,17 +7,22 @@ lookup, through the search-time interpreter, with the rows the input left in the
 
 from __future__ import annotations
 
+import calendar
+import re
+import time
 from pathlib import Path
-from typing import Dict
+from typing import Any, Dict, List
 
 import pytest
 
 from tests.harness.graph_sim import GraphSimulator, SyntheticTenant
 from tests.harness.pipeline import log_lines, run_input, seed_account
-from tests.harness.searchtime import extract, load_props
+from tests.harness.searchtime import _as_value, extract, load_props
+from tests.harness.spl_pipeline import Pipeline, Result
 from tests.harness.splunkd_standin import SplunkdStandin
 from tests.integration.test_account_handler import run_handler
-from tests.integration.test_tenants import CONTOSO, FABRIKAM, FAR_BACK, READ_ALL, add_tenant
+from tests.integration.test_tenants import CONTOSO, FABRIKAM, FAR_BACK, NOCONSENT, READ_ALL, add_tenant
+from tests.unit.test_searches import dashboards, expand, macros
 
 COLLECTION = "ta_defender_lineage_tenants"
 LOOKUP = "ta_defender_lineage_tenants_lookup"
@@ -122,3 +127,66 @@ def test_a_kv_store_outage_never_refuses_a_tenant_save(
     assert results == [{"ok": "created"}]
     logs = "".join(p.read_text() for p in (tmp_path / "var" / "log" / "splunk").glob("*.log"))
     assert "tenant_lookup_sync tenant=contoso status=failed" in logs and "HTTP 503" in logs
+
+
+# ------------------------------------------------- the per-tenant health panel, over real run lines
+LINE_START = re.compile(r"^(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}),(\d{3}) ")
+
+
+def log_events(workdir: Path, props: Any, rows: List[Dict[str, Any]]) -> List[Result]:
+    """The add-on's log files as Splunk indexes and searches them: one event per line starting with a
+    timestamp (props.conf LINE_BREAKER; a traceback stays with its line), search-time fields from the
+    shipped props (KV_MODE = auto, the tenants lookup), newest first as a search returns events."""
+    events: List[Result] = []
+    for path in sorted((workdir / "splunk_home" / "var" / "log" / "splunk").glob("ta_defender_lineage_*.log")):
+        raws: List[str] = []
+        for line in path.read_text().splitlines():
+            if LINE_START.match(line) or not raws:
+                raws.append(line)
+            else:
+                raws[-1] += "\n" + line
+        for n, raw in enumerate(raws):
+            m = LINE_START.match(raw)
+            assert m, raw[:80]
+            when = calendar.timegm(time.strptime(m.group(1), "%Y-%m-%d %H:%M:%S")) + int(m.group(2)) / 1000
+            metadata = {"index": "_internal", "sourcetype": "ta:defender:lineage:log", "source": str(path)}
+            fields = extract(props, metadata["sourcetype"], raw, metadata=metadata, lookup_rows={LOOKUP: rows})
+            event: Result = {name: _as_value(values) for name, values in fields.items()}
+            event.update(_raw=raw, _time=when + n * 1e-6)  # lines of one millisecond keep their order
+            events.append(event)
+    return sorted(events, key=lambda e: -float(e["_time"]))  # type: ignore[arg-type]
+
+
+def health_panel(tenant: str) -> str:
+    query = dashboards()["collection_health"][1]["dataSources"]["ds_tenant_health"]["options"]["query"]
+    return expand(query.replace("$tenant$", tenant), macros())
+
+
+@pytest.mark.integration
+def test_the_per_tenant_health_panel_names_the_failing_tenant_and_why(
+    addon, python, sim: GraphSimulator, splunkd: SplunkdStandin, tmp_path: Path
+):
+    seed_account(splunkd, sim, "msp")
+    sim.add_customer_tenant(CONTOSO, *READ_ALL)
+    sim.add_customer_tenant(NOCONSENT, consented=False)
+    add_tenant(splunkd, "contoso", CONTOSO)
+    add_tenant(splunkd, "refusing", NOCONSENT)
+    params = {"account": "msp", "start_date": FAR_BACK, "tenants": "*"}
+    for input_type, name in (("defender_alerts", "mssp"), ("defender_incidents", "mssp_inc")):
+        result = run_input(splunkd, tmp_path, input_type, name, params, python, addon=addon)
+        assert result.returncode == 0, result.stderr[-2000:]
+    events = log_events(tmp_path, load_props(addon / "default" / "props.conf"), splunkd.kv_records(COLLECTION))
+    assert any("run_failed" in str(e["_raw"]) and e.get("tenant_name") == "refusing" for e in events)
+
+    rows = Pipeline(now=time.time()).run(health_panel("*"), events)
+    assert [r["tenant_name"] for r in rows] == ["refusing", "contoso"], "failing tenants first"
+    refusing, contoso = rows
+    assert refusing["failing"] == "yes" and refusing["tenant"] == NOCONSENT and "last_success" not in refusing
+    assert str(refusing["last_failure"]).startswith("AuthError: ") and "AADSTS7000229" in str(refusing["last_failure"])
+    assert f"/{NOCONSENT}/adminconsent?client_id={sim.client_id}" in str(refusing["last_failure"])
+    assert refusing["inputs"] == ["defender_alerts://mssp", "defender_incidents://mssp_inc"]
+    assert contoso["failing"] == "no" and "last_failure" not in contoso
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}", str(contoso["last_success"]))
+
+    # The tenant filter.
+    assert [r["tenant_name"] for r in Pipeline(now=time.time()).run(health_panel("contoso"), events)] == ["contoso"]

@@ -207,3 +207,25 @@ def test_shipped_transforms_lookup_is_the_collection(props: configparser.RawConf
         "field.tenant_name",
         "field.account",
     }
+
+
+# ------------------------------------------ what the per-tenant health panel needs of the interpreter
+def test_kv_mode_auto_reads_the_add_ons_log_lines() -> None:
+    line = (
+        "2026-12-07 16:35:00,123 log_level=ERROR pid=7 tid=tenant_0 file=tenant_runs.py:one:61 | run_failed "
+        'input=defender_alerts://mssp tenant_name=refusing tenant=aaaa error_type=AuthError message="no k=v here" x'
+    )
+    props = _conf("[log]\nKV_MODE = auto\n")
+    fields = extract(props, "log", line)
+    assert fields["input"] == ["defender_alerts://mssp"] and fields["tenant_name"] == ["refusing"]
+    assert fields["message"] == ["no k=v here"] and fields["file"] == ["tenant_runs.py:one:61"]
+    assert "k" not in fields, "a key=value inside a quoted value is not a field"
+
+
+def test_strftime_renders_utc_and_refuses_format_items_it_does_not_model() -> None:
+    from tests.harness.searchtime import evaluate, parse_expression
+
+    assert evaluate(parse_expression('strftime(t, "%Y-%m-%d %H:%M:%S")'), {"t": "0"}) == "1970-01-01 00:00:00"
+    assert evaluate(parse_expression('strftime(t, "%Y")'), {}) is None
+    with pytest.raises(UnsupportedProps):
+        evaluate(parse_expression('strftime(t, "%b %d")'), {"t": "0"})
