@@ -9,4 +9,5 @@ stanzas, checkpoint keys, sourcetypes and the event stream.
 * ``inputs``     one registry entry per input kind; sources, checkpoint keys, the inputs sharing a budget
 * ``stanzas``    the stanza loop and its ``run_failed`` line
 * ``reporting``  the ``run_summary`` lines
+* ``tenant_lookup`` the tenants lookup behind ``tenant_name``, kept in step with the Tenants tab
 """
