@@ -145,7 +145,12 @@ class ChunkLayout:
         self._values: Callable[[List[str]], Any] = getter if getter is not None else (lambda row: ())
         self._single = len(plain_cells) == 1
         self.header = list(header)
-        self.append = not any(n in index or MV_PREFIX + n in index for n in ADDED_FIELDS)
+        # tenant_name already there (props.conf's automatic lookup names the add-on's own events): its
+        # cells pass through, and only a record whose cell lacks the command's name goes the slow way.
+        own = TENANT_NAME in index and MV_PREFIX + TENANT_NAME in index
+        self.tenant_cell: Optional[int] = index[TENANT_NAME] if own else None
+        self._placed = OUTPUT_FIELDS if own else PLACED_FIELDS
+        self.append = not any(n in index or MV_PREFIX + n in index for n in ADDED_FIELDS if not own or n != TENANT_NAME)
         # (plain, __mv_) cell of each added field in the output row
         self.cells: List[Tuple[int, int]] = []
         for name in ADDED_FIELDS:
@@ -183,9 +188,16 @@ class ChunkLayout:
             known = self._tails[id(view)] = (view, incident_tail(view.output_fields()))
         return self._head(text, fields) + known[1]
 
-    @staticmethod
-    def _head(text: str, fields: Dict[str, Any]) -> str:
-        values = [fields[name] for name in PLACED_FIELDS]
+    def tenant(self, cells: List[str], name: str) -> Tuple[str, bool]:
+        """The record's tenant_name and whether its row must be rewritten: a name its cell already holds
+        is kept (the lookup's OUTPUTNEW), a cell without the command's name gets it (the slow way)."""
+        if self.tenant_cell is None:
+            return name, False
+        held = cells[self.tenant_cell] if self.tenant_cell < len(cells) else ""
+        return (held or name, False) if not name or name == held else (name, True)
+
+    def _head(self, text: str, fields: Dict[str, Any]) -> str:
+        values = [fields[name] for name in self._placed]
         if any(type(v) is not str for v in values) or _NEEDS_CARE.search("".join(values)) is not None:
             values = [csv_cell(encode_cells(v)[0]) for v in values]
         return text + "," + ",,".join(values) + ","
@@ -322,11 +334,11 @@ class DefenderLineage:
                     if header_line is None or not body.write_line(header_line):
                         body.write_row(layout.header)
                 fields = place(layout.record(cells))
-                fields[TENANT_NAME] = self.tenant_names.name_for(fields["tenant_id"])
+                fields[TENANT_NAME], rewrite = layout.tenant(cells, self.tenant_names.name_for(fields["tenant_id"]))
                 if chunk.replaced and REPLACEMENT in (text if text is not None else "".join(cells)):
                     fields[WARNING_FIELD] = _add_warning(fields[WARNING_FIELD], REPLACED_WARNING)
                 layout.share(fields)
-                kept = text if text is not None and header_line is not None else cells
+                kept = text if text is not None and header_line is not None and not rewrite else cells
                 if asking:
                     ikey, akey = request_keys(fields)
                     if ikey:

@@ -81,15 +81,23 @@ def test_every_event_of_a_configured_tenant_gets_its_label(addon: Path, python: 
     assert header.index("lineage_warning") < header.index("tenant_name") < header.index("incident_title")
 
 
-def test_an_event_already_named_by_the_automatic_lookup_keeps_one_tenant_name(
-    addon: Path, python: str, standin: SplunkdStandin
-) -> None:
-    configure(standin, contoso=TENANT)
+def test_events_already_named_by_the_automatic_lookup(addon: Path, python: str, standin: SplunkdStandin) -> None:
+    """A search over the add-on's sourcetypes brings a tenant_name column (props.conf's LOOKUP-tenant_name):
+    the command keeps one column, fills the cells that lack its name, keeps a name it does not know
+    (OUTPUTNEW, as the lookup), and a stale one gives way to the tenants lookup's."""
+    configure(standin, contoso=TENANT, streaming_co=STREAMING_TENANT)
     named = alert_event(alert_item("a1", "inc1"))
-    named["tenant_name"] = "contoso"  # what props.conf's LOOKUP-tenant_name already gave it
-    plain = alert_event({**alert_item("a2", "inc2"), "tenantId": OTHER}, tenant=OTHER)
-    result = run(addon, python, standin, [named, plain])
-    assert [r["tenant_name"] for r in result.records] == ["contoso", ""]
+    named["tenant_name"] = "contoso"  # what the automatic lookup gave it
+    stale = alert_event(alert_item("a2", "inc2"))
+    stale["tenant_name"] = "old-label"
+    elsewhere = alert_event({**alert_item("a3", "inc3"), "tenantId": OTHER}, tenant=OTHER)
+    elsewhere["tenant_name"] = "named-elsewhere"
+    unnamed = streaming_record(STREAMING_TENANT)  # another add-on's sourcetype: no lookup, an empty cell
+    records = [named, stale, elsewhere, unnamed] * 300
+    result = run(addon, python, standin, records, chunk_size=1000)
+    assert [r["tenant_name"] for r in result.records] == ["contoso", "contoso", "named-elsewhere", "streaming_co"] * 300
+    assert [r["alert_id"] for r in result.records[:3]] == ["a1", "a2", "a3"], "every row intact, in order"
+    assert all(r["lineage_layer"] for r in result.records)
 
 
 def test_a_single_tenant_install_gets_empty_tenant_names_without_warning(
