@@ -47,6 +47,7 @@ from defender_lineage_scp import (
     encode_cells,
     make_safe,
 )
+from defender_lineage_tenant_names import TENANT_NAME, TenantNames
 
 from defender_lineage_core.incident_store import (
     COLLECTION,
@@ -65,7 +66,8 @@ STORE_WARNING = (
     "Events are placed from their own fields only; the incident_* fields stay empty for this search."
 )
 CONFIGURATION = {"type": "stateful"}  # streaming, but on the search head only (distributed=false)
-ADDED_FIELDS: Tuple[str, ...] = (*OUTPUT_FIELDS, *INCIDENT_OUTPUT_FIELDS)
+PLACED_FIELDS: Tuple[str, ...] = (*OUTPUT_FIELDS, TENANT_NAME)  # from the event, then its tenant's label
+ADDED_FIELDS: Tuple[str, ...] = (*PLACED_FIELDS, *INCIDENT_OUTPUT_FIELDS)
 WARNING_FIELD = "lineage_warning"
 REPLACED_WARNING = "unreadable bytes (invalid UTF-8 or NUL) replaced with U+FFFD"
 UNENCODABLE_WARNING = "unencodable characters (lone surrogates) replaced with U+FFFD"
@@ -143,7 +145,12 @@ class ChunkLayout:
         self._values: Callable[[List[str]], Any] = getter if getter is not None else (lambda row: ())
         self._single = len(plain_cells) == 1
         self.header = list(header)
-        self.append = not any(n in index or MV_PREFIX + n in index for n in ADDED_FIELDS)
+        # tenant_name already there (props.conf's automatic lookup names the add-on's own events): its
+        # cells pass through, and only a record whose cell lacks the command's name goes the slow way.
+        own = TENANT_NAME in index and MV_PREFIX + TENANT_NAME in index
+        self.tenant_cell: Optional[int] = index[TENANT_NAME] if own else None
+        self._placed = OUTPUT_FIELDS if own else PLACED_FIELDS
+        self.append = not any(n in index or MV_PREFIX + n in index for n in ADDED_FIELDS if not own or n != TENANT_NAME)
         # (plain, __mv_) cell of each added field in the output row
         self.cells: List[Tuple[int, int]] = []
         for name in ADDED_FIELDS:
@@ -181,9 +188,16 @@ class ChunkLayout:
             known = self._tails[id(view)] = (view, incident_tail(view.output_fields()))
         return self._head(text, fields) + known[1]
 
-    @staticmethod
-    def _head(text: str, fields: Dict[str, Any]) -> str:
-        values = [fields[name] for name in OUTPUT_FIELDS]
+    def tenant(self, cells: List[str], name: str) -> Tuple[str, bool]:
+        """The record's tenant_name and whether its row must be rewritten: a name its cell already holds
+        is kept (the lookup's OUTPUTNEW), a cell without the command's name gets it (the slow way)."""
+        if self.tenant_cell is None:
+            return name, False
+        held = cells[self.tenant_cell] if self.tenant_cell < len(cells) else ""
+        return (held or name, False) if not name or name == held else (name, True)
+
+    def _head(self, text: str, fields: Dict[str, Any]) -> str:
+        values = [fields[name] for name in self._placed]
         if any(type(v) is not str for v in values) or _NEEDS_CARE.search("".join(values)) is not None:
             values = [csv_cell(encode_cells(v)[0]) for v in values]
         return text + "," + ",,".join(values) + ","
@@ -219,6 +233,11 @@ class DefenderLineage:
         self._warned = False
         # seconds waiting for the KV store, requests, keys asked, documents received
         self._fetch_stats: List[Any] = [0.0, 0, 0, 0]
+        self.tenant_names = TenantNames(session.searchinfo, self._warn_tenants)
+
+    def _warn_tenants(self, text: str) -> None:
+        self.session.write_message("WARN", text)
+        self.logger.warning("%s", text)
 
     # -- the incident store ---------------------------------------------------------------------
 
@@ -315,10 +334,11 @@ class DefenderLineage:
                     if header_line is None or not body.write_line(header_line):
                         body.write_row(layout.header)
                 fields = place(layout.record(cells))
+                fields[TENANT_NAME], rewrite = layout.tenant(cells, self.tenant_names.name_for(fields["tenant_id"]))
                 if chunk.replaced and REPLACEMENT in (text if text is not None else "".join(cells)):
                     fields[WARNING_FIELD] = _add_warning(fields[WARNING_FIELD], REPLACED_WARNING)
                 layout.share(fields)
-                kept = text if text is not None and header_line is not None else cells
+                kept = text if text is not None and header_line is not None and not rewrite else cells
                 if asking:
                     ikey, akey = request_keys(fields)
                     if ikey:

@@ -6,12 +6,17 @@ the hunting probe when one of the account's inputs is a hunting input). When the
 consented there, the refusal gives the exact fix: the admin-consent URL for that tenant, client id
 and cloud, and the permissions it grants (defender_lineage_core.account_check.check_tenant). The
 message never carries the account's secret, key or the proxy password.
+
+Once splunkd has written the entry (create, edit, enable/disable, delete), the tenants lookup (the KV
+store collection behind ``tenant_name`` at search time) is brought in step with it
+(defender_lineage_splunk.tenant_lookup); a failure there is logged and does not undo the save.
 """
 
 from typing import Any, Mapping
 
 import import_declare_test  # noqa: F401
 
+from splunktaucclib.rest_handler.admin_external import get_splunkd_endpoint
 from splunktaucclib.rest_handler.error import RestError
 from ta_defender_lineage_account_handler import USER_AGENT, AccountHandler, _logger, has_hunting_input, read_stanza
 
@@ -20,6 +25,7 @@ from defender_lineage_core.errors import ConfigError
 from defender_lineage_core.settings import account_from_conf, proxies_from_settings
 from defender_lineage_core.tenants import check_tenant_fields
 from defender_lineage_splunk.app import ACCOUNT_CONF, SETTINGS_CONF, TENANT_CONF
+from defender_lineage_splunk.tenant_lookup import sync_with_change
 
 
 class TenantHandler(AccountHandler):
@@ -60,3 +66,22 @@ class TenantHandler(AccountHandler):
             ",".join(sorted(result.resources)),
             result.seconds,
         )
+
+    def _sync_lookup(self, removed: bool) -> None:
+        values = None if removed else dict(self.payload or {})
+        sync_with_change(self.getSessionKey(), get_splunkd_endpoint(), str(self.callerArgs.id or ""), values, _logger())
+
+    def handleCreate(self, confInfo: Any) -> Any:
+        result = super().handleCreate(confInfo)
+        self._sync_lookup(removed=False)
+        return result
+
+    def handleEdit(self, confInfo: Any) -> Any:
+        result = super().handleEdit(confInfo)
+        self._sync_lookup(removed=False)
+        return result
+
+    def handleRemove(self, confInfo: Any) -> Any:
+        result = super().handleRemove(confInfo)
+        self._sync_lookup(removed=True)
+        return result

@@ -17,6 +17,7 @@ import sys
 import time
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence
 
+from defender_lineage_tenant_names import TENANT_NAME, TenantNames
 from splunklib.searchcommands import Configuration, Option, StreamingCommand, dispatch, validators
 
 from defender_lineage_core.incident_store import (
@@ -53,6 +54,7 @@ class DefenderLineageOracle(StreamingCommand):
         self._warned = False
         # seconds waiting for the KV store, requests, keys asked, documents received
         self._fetch_stats: List[float] = [0.0, 0, 0, 0]
+        self._tenant_names: Optional[TenantNames] = None
 
     def _incident_cache(self) -> Optional[IncidentCache]:
         if not self.incidents:
@@ -115,6 +117,12 @@ class DefenderLineageOracle(StreamingCommand):
         # splunklib calls stream() once per chunk: batch the chunk's store lookups before any output.
         chunk = list(records)
         placed = [place(record) for record in chunk]
+        if self._tenant_names is None:
+            info = self.metadata.searchinfo
+            searchinfo = {"session_key": info.session_key, "splunkd_uri": info.splunkd_uri}
+            self._tenant_names = TenantNames(searchinfo, self.write_warning)
+        for fields in placed:  # after the lineage fields, before the incident's (the command's column order)
+            fields[TENANT_NAME] = self._tenant_names.name_for(fields["tenant_id"])
         cache = self._incident_cache()
         if cache is not None and cache.available:
             self._prefetch(cache, placed)

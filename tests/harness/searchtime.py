@@ -4,7 +4,8 @@ A deliberately small interpreter, in Splunk's search-time order: ``REPORT-*`` (r
 from transforms.conf with ``FORMAT = <field>::$<n>`` and ``MV_ADD``), ``KV_MODE = json``
 (naming fields ``a.b``, ``list{}``, ``list{}.key``, JSON null skipped), ``FIELDALIAS-*``, then the
 ``EVAL-*`` calculated fields, all evaluated on the same input (a calculated field never sees
-another one, as in Splunk).
+another one, as in Splunk), then the automatic ``LOOKUP-*`` lookups (KV store lookups only, their
+rows given by the test; each reads the fields as the calculated fields left them).
 
 It is as strict as Splunk where Splunk's specs set a rule (each rule cites its spec line below):
 
@@ -16,6 +17,8 @@ It is as strict as Splunk where Splunk's specs set a rule (each rule cites its s
   explicit paths (``spath(x, path)``, ``json_extract``) read the whole event;
 - ``json_extract`` paths are paths: a key holding a period is split at it (``json_extract_exact``
   reads a literal key).
+- ``LOOKUP-*`` follows props.conf.spec's grammar and semantics (cited at ``LookupStanza``): lookups
+  run after extractions, aliases and calculated fields, and nothing before them sees their output.
 
 Eval expressions are parsed in full (the parser is shared with the SPL checks of the shipped
 searches), but only the functions the add-on's props.conf uses are *evaluated*, with Splunk's
@@ -29,6 +32,7 @@ from __future__ import annotations
 import configparser
 import json
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
@@ -116,6 +120,18 @@ def json_fields(raw: str, cutoff: Optional[int] = JSON_EXTRACTION_CUTOFF) -> Fie
     except _Truncated:
         pass
     return fields
+
+
+# KV_MODE = auto (props.conf.spec: "auto: extracts field/value pairs separated by equal signs"), the
+# subset the add-on's own log lines need (ta:defender:lineage:log, solnlib's format): a name of
+# letters, digits and "_", "=", then a double-quoted value (quotes removed; it ends at the next
+# quote) or the text up to the next whitespace. A line whose values hold other punctuation than
+# these lines use is beyond what this models; the tests feed it lines the built inputs wrote.
+_AUTO_KV = re.compile(r'(?<![\w.])([A-Za-z_]\w*)=(?:"([^"]*)"|([^\s"]+))')
+
+
+def auto_kv_pairs(raw: str) -> List[Tuple[str, str]]:
+    return [(m.group(1), m.group(2) if m.group(2) is not None else m.group(3)) for m in _AUTO_KV.finditer(raw)]
 
 
 class _Truncated(Exception):
@@ -804,6 +820,25 @@ def _f_now(args: Sequence[Node], env: Env) -> Value:
     return now
 
 
+# strftime(X, Y): "takes a UNIX time value and renders it as a string using the format specified"
+# (Search Reference, Date and Time functions). Splunk renders in the searching user's time zone; this
+# renders in UTC, and only the format items the shipped searches use (anything else is refused).
+_STRFTIME_ITEMS = frozenset("YmdHMS%")
+
+
+def _f_strftime(args: Sequence[Node], env: Env) -> Value:
+    if len(args) != 2:
+        raise UnsupportedProps("strftime() takes a time and a format")
+    when = _number(_single(evaluate(args[0], env), "strftime"))
+    fmt = _single(evaluate(args[1], env), "strftime")
+    if when is None or fmt is None:
+        return None
+    items = set(re.findall(r"%(.)", _text(fmt)))
+    if not items <= _STRFTIME_ITEMS:
+        raise UnsupportedProps(f"strftime() format items {sorted(items - _STRFTIME_ITEMS)}")
+    return time.strftime(_text(fmt), time.gmtime(when))
+
+
 def _f_round(args: Sequence[Node], env: Env) -> Value:
     v = _number(evaluate(args[0], env))
     digits = int(_number(evaluate(args[1], env)) or 0) if len(args) == 2 else 0
@@ -892,6 +927,7 @@ _FUNCTIONS: Dict[str, Callable[[Sequence[Node], Env], Value]] = {
     "strptime": _f_strptime,
     "now": _f_now,
     "round": _f_round,
+    "strftime": _f_strftime,
     "mvfind": _f_mvfind,
     "json_array_to_mv": _f_json_array_to_mv,
     "json_object": _f_json_object,
@@ -1001,11 +1037,16 @@ def extract(
     transforms: Optional[configparser.RawConfigParser] = None,
     cutoff: Optional[int] = JSON_EXTRACTION_CUTOFF,
     problems: Optional[List[str]] = None,
+    metadata: Optional[Dict[str, str]] = None,
+    lookup_rows: Optional[Dict[str, List[Dict[str, str]]]] = None,
 ) -> Fields:
     """Search-time fields of one event of ``sourcetype``.
 
     ``problems`` (when given) receives what splunkd would log: a REPORT regex that hit its PCRE
-    limit. ``cutoff`` is limits.conf's [spath] extraction_cutoff (None: no cut).
+    limit. ``cutoff`` is limits.conf's [spath] extraction_cutoff (None: no cut). ``metadata``: the
+    event's default fields (``source``, ``host``...), there before any extraction. ``lookup_rows``:
+    the rows of each lookup table by transforms.conf stanza name (a lookup with no rows given holds
+    none, like an empty KV store collection).
     """
     if not props.has_section(sourcetype):
         raise UnsupportedProps(f"no props stanza [{sourcetype}]")
@@ -1016,15 +1057,17 @@ def extract(
     reports: List[RegexReport] = []
     aliases: List[Tuple[str, str]] = []
     evals: List[Tuple[str, Node]] = []
-    kv_json = False
+    lookups: List[LookupStanza] = []
+    kv_json = kv_auto = False
     for key, value in options.items():
         lower = key.lower()
         if lower in INDEX_TIME_KEYS:
             continue
         if lower == "kv_mode":
-            if value.strip() != "json":
+            if value.strip() not in ("json", "auto"):
                 raise UnsupportedProps(f"KV_MODE = {value}")
-            kv_json = True
+            kv_json = value.strip() == "json"
+            kv_auto = value.strip() == "auto"
         elif lower.startswith("report-"):
             for name in (n.strip() for n in value.split(",")):
                 reports.append(report_transform(transforms, name))
@@ -1033,6 +1076,10 @@ def extract(
             if not pairs or _ALIAS_PAIR.sub("", value).strip():
                 raise UnsupportedProps(f"{key} = {value}")
             aliases.extend(pairs)
+        elif lower.startswith("lookup"):
+            # props.conf.spec: "The LOOKUP- prefix is actually case-insensitive. Acceptable variants
+            # include: LOOKUP_<class>, LOOKUP<class>, lookup_<class>, lookup<class>".
+            lookups.append(parse_lookup(key, value, transforms))
         elif lower.startswith("eval-"):
             try:
                 evals.append((key.split("-", 1)[1], parse_expression(value)))
@@ -1040,13 +1087,16 @@ def extract(
                 raise UnsupportedProps(f"{key}: {exc}") from exc
         else:
             raise UnsupportedProps(f"[{sourcetype}] {key}")
-    fields: Fields = {}
+    fields: Fields = {name: [value] for name, value in (metadata or {}).items()}
     report_problems: List[str] = []
     for report in reports:  # REPORT before KV_MODE, as splunk orders search-time extraction
         report.apply(raw, fields, report_problems)
     if kv_json:
         for name, values in json_fields(raw, cutoff=cutoff).items():
             fields.setdefault(name, []).extend(values)
+    if kv_auto:
+        for name, value in auto_kv_pairs(raw):
+            fields.setdefault(name, []).append(value)
     for source, target in aliases:
         if source in fields:
             fields[target] = list(fields[source])
@@ -1059,6 +1109,133 @@ def extract(
             fields[name] = values
         else:
             fields.pop(name, None)
+    # Lookups after calculated fields; each reads the fields as they were before any lookup ran
+    # ("Splunk software does not support nested automatic lookups": Knowledge Manager Manual, "Make
+    # your lookup automatic").
+    before = {name: list(values) for name, values in fields.items()}
+    for lookup in lookups:
+        lookup.apply(before, fields, (lookup_rows or {}).get(lookup.transform, []))
     if problems is not None:
         problems.extend(report_problems)
     return fields
+
+
+# ----------------------------------------------------------------------------------------- lookups
+# props.conf.spec (Splunk 9.x to 10.x), LOOKUP-<class>:
+#   "LOOKUP-<class> = $TRANSFORM (<match_field> (AS <match_field_in_event>)?)+ (OUTPUT|OUTPUTNEW
+#    (<output_field> (AS <output_field_in_event>)? )+ )?"
+#   "<match_field> specifies a field in the lookup table to match on. By default Splunk software looks
+#    for a field with that same name in the event to match with (if <match_field_in_event> is not
+#    provided). You must provide at least one match field."
+#   "If they are not provided, all fields in the lookup table except for the match fields (and the
+#    timestamp field if it is specified) are output for each matching event."
+#   "If the output field list starts with the keyword "OUTPUTNEW" instead of "OUTPUT", then each output
+#    field is only written out if it did not previous exist. Otherwise, the output fields are always
+#    overridden. Any event that has all of the <match_field> values but no matching entry in the lookup
+#    table clears all of the output fields."
+#   "Splunk software processes lookups after it processes field extractions, field aliases, and
+#    calculated fields (EVAL-* settings). This means that you can use extracted fields, aliased fields,
+#    and calculated fields to specify lookups. But you can't use fields discovered by lookups in the
+#    configurations of extracted fields, aliased fields, or calculated fields."
+# transforms.conf.spec, KV store lookups: "external_type = kvstore", "collection = <string>",
+# "fields_list = <string> * A comma- and space-delimited list of all fields that are supported by the
+# external command" (the KV store lookup's fields: nothing else can be matched or output), and
+# "case_sensitive_match = <bool> ... Default: true".
+_LOOKUP_KEYS = {"EXTERNAL_TYPE", "COLLECTION", "FIELDS_LIST", "CASE_SENSITIVE_MATCH"}
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.{}]*$")
+
+
+@dataclass(frozen=True)
+class LookupStanza:
+    transform: str
+    matches: Tuple[Tuple[str, str], ...]  # (field in the table, field in the event)
+    outputs: Tuple[Tuple[str, str], ...]  # (field in the table, field written to the event)
+    only_new: bool  # OUTPUTNEW
+    case_sensitive: bool
+
+    def apply(self, before: Fields, fields: Fields, rows: List[Dict[str, str]]) -> None:
+        values: List[str] = []
+        for _, event_field in self.matches:
+            found = before.get(event_field)
+            if not found:
+                return  # the event lacks a match field: the lookup does not apply
+            if len(found) > 1:
+                raise UnsupportedProps(f"lookup {self.transform}: multivalue match field {event_field}")
+            values.append(found[0])
+
+        def same(a: str, b: str) -> bool:
+            return a == b if self.case_sensitive else a.lower() == b.lower()
+
+        hits = [
+            row
+            for row in rows
+            if all(same(str(row.get(table_field, "")), value) for (table_field, _), value in zip(self.matches, values))
+        ]
+        for table_field, event_field in self.outputs:
+            if self.only_new and event_field in before:
+                continue
+            found = [str(row[table_field]) for row in hits if str(row.get(table_field) or "")]
+            if found:
+                fields[event_field] = found
+            elif not self.only_new:
+                fields.pop(event_field, None)  # OUTPUT: no matching entry clears the output field
+
+
+def _pairs(words: List[str], what: str, key: str) -> List[Tuple[str, str]]:
+    pairs: List[Tuple[str, str]] = []
+    i = 0
+    while i < len(words):
+        name = words[i]
+        if not _NAME.match(name) or name.upper() in ("AS", "OUTPUT", "OUTPUTNEW"):
+            raise SplunkRuleViolation(f"{key}: {what} {name!r} is not a field name")
+        if i + 1 < len(words) and words[i + 1].upper() == "AS":
+            if i + 2 >= len(words) or not _NAME.match(words[i + 2]):
+                raise SplunkRuleViolation(f"{key}: AS without a field name after {name!r}")
+            pairs.append((name, words[i + 2]))
+            i += 3
+        else:
+            pairs.append((name, name))
+            i += 1
+    return pairs
+
+
+def parse_lookup(key: str, value: str, transforms: Optional[configparser.RawConfigParser]) -> LookupStanza:
+    """One ``LOOKUP-<class>`` setting, checked against props.conf.spec and its transforms.conf stanza."""
+    if "," in value:
+        raise UnsupportedProps(f"{key}: comma-separated field lists are not implemented")
+    words = value.split()
+    if not words:
+        raise SplunkRuleViolation(f"{key}: no lookup named")
+    transform, rest = words[0], words[1:]
+    if transforms is None or not transforms.has_section(transform):
+        raise UnsupportedProps(f"{key} names transforms stanza [{transform}], which is not there")
+    options = {k.upper(): v.strip() for k, v in transforms.items(transform)}
+    if set(options) - _LOOKUP_KEYS or options.get("EXTERNAL_TYPE") != "kvstore" or not options.get("COLLECTION"):
+        raise UnsupportedProps(f"[{transform}]: only KV store lookups (external_type = kvstore) are implemented")
+    table_fields = [f for f in re.split(r"[\s,]+", options.get("FIELDS_LIST", "")) if f]
+    if not table_fields:
+        raise SplunkRuleViolation(f"[{transform}]: a KV store lookup needs fields_list")
+    keyword = next((i for i, w in enumerate(rest) if w.upper() in ("OUTPUT", "OUTPUTNEW")), len(rest))
+    matches = _pairs(rest[:keyword], "match field", key)
+    if not matches:
+        raise SplunkRuleViolation(f"{key}: you must provide at least one match field (props.conf.spec)")
+    if keyword < len(rest):
+        outputs = _pairs(rest[keyword + 1 :], "output field", key)
+        if not outputs:
+            raise SplunkRuleViolation(f"{key}: {rest[keyword]} with no output field")
+    else:  # every field of the table except the match fields
+        matched = {table for table, _ in matches}
+        outputs = [(f, f) for f in table_fields if f not in matched and f != "_key"]
+    for table_field, _ in (*matches, *outputs):
+        if table_field not in table_fields:
+            raise SplunkRuleViolation(f"{key}: {table_field!r} is not in [{transform}] fields_list")
+    case = options.get("CASE_SENSITIVE_MATCH", "true").lower()
+    if case not in ("true", "false", "1", "0"):
+        raise UnsupportedProps(f"[{transform}] case_sensitive_match = {case}")
+    return LookupStanza(
+        transform,
+        tuple(matches),
+        tuple(outputs),
+        only_new=keyword < len(rest) and rest[keyword].upper() == "OUTPUTNEW",
+        case_sensitive=case in ("true", "1"),
+    )

@@ -2,7 +2,7 @@
 
 splunkd cannot run here, so a probe loads the handler module from the installed add-on as splunkd
 would (cwd bin/, lib/ on the path, the splunk stand-in package), builds the handler object without
-splunkd's admin machinery, and calls handleCreate/handleEdit. The parent handler's own create/edit
+splunkd's admin machinery, and calls handleCreate/handleEdit/handleRemove. The parent handler's own create/edit/remove
 (UCC's write to the conf file) is replaced by a recorder: this proves what our subclass does first.
 On edit, the stored (encrypted) values are read back through solnlib from the splunkd stand-in.
 """
@@ -32,6 +32,7 @@ import ta_defender_lineage_account_handler as module
 
 AdminExternalHandler.handleCreate = lambda self, conf: "created"
 AdminExternalHandler.handleEdit = lambda self, conf: "edited"
+AdminExternalHandler.handleRemove = lambda self, conf: "removed"
 
 
 class Args:
@@ -46,7 +47,8 @@ for case in json.loads(sys.stdin.read()):
     handler.callerArgs = Args(case["name"])
     handler.getSessionKey = lambda: case["session_key"]
     try:
-        method = handler.handleCreate if case["action"] == "create" else handler.handleEdit
+        methods = {"create": handler.handleCreate, "remove": handler.handleRemove}
+        method = methods.get(case["action"], handler.handleEdit)
         results.append({"ok": method({})})
     except RestError as exc:
         results.append({"status": exc.status, "message": str(exc)})

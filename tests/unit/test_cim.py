@@ -372,7 +372,7 @@ def _props(text: str) -> configparser.RawConfigParser:
     "line",
     [
         "EXTRACT-x = (?<a>\\d+)",
-        "KV_MODE = auto",
+        "KV_MODE = multi",
         "EVAL-x = sha256(id)",
         "EVAL-x = lower('evidence{}.verdict')",
         'EVAL-x = json_extract(_raw, "evidence{}.url")',

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import sys
 from dataclasses import dataclass
-from typing import Any, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from .errors import REQUIRED_PERMISSION, ConfigError
 from .settings import GUID, is_true
@@ -142,3 +142,26 @@ def permissions_for(resources: Sequence[str]) -> List[str]:
         if permission and permission not in out:
             out.append(permission)
     return out
+
+
+def tenant_name_rows(entries: Mapping[str, Mapping[str, Any]]) -> Dict[str, Dict[str, str]]:
+    """What the tenants lookup holds for Tenants-tab entries (by label): one row per tenant id, keyed by
+    it (lowercase), with ``tenant_name`` (the label) and ``account``.
+
+    Disabled entries count (their events stay searchable and keep their name). When two labels name
+    the same tenant id, one row must win, the same way every time: an enabled entry over a disabled
+    one, then the first label in sort order. An entry without a GUID tenant id names nothing.
+    """
+    rows: Dict[str, Dict[str, str]] = {}
+    ranked = sorted(entries.items(), key=lambda item: (is_true(item[1].get("disabled")), item[0]))
+    for label, fields in ranked:
+        tenant_id = str(fields.get("tenant_id") or "").strip().lower()
+        if not GUID.match(tenant_id) or tenant_id in rows:
+            continue
+        rows[tenant_id] = {
+            "_key": tenant_id,
+            "tenant_id": tenant_id,
+            "tenant_name": label,
+            "account": str(fields.get("account") or "").strip(),
+        }
+    return rows

@@ -11,4 +11,5 @@ the two together with what lives here:
 * ``inputs``     one registry entry per input kind; sources, checkpoint keys, the inputs sharing a budget
 * ``stanzas``    the stanza loop and its ``run_failed`` line
 * ``reporting``  the ``run_summary`` lines
+* ``tenant_lookup`` the tenants lookup behind ``tenant_name``, kept in step with the Tenants tab
 """
