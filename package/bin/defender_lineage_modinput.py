@@ -31,6 +31,7 @@ from defender_lineage_splunk.reporting import log_listing_summary
 from defender_lineage_splunk.run_handles import RunHandles
 from defender_lineage_splunk.splunkd import SplunkSettings, logger_for
 from defender_lineage_splunk.stanzas import run_stanzas
+from defender_lineage_splunk.tenant_lookup import reconcile_from_conf
 from defender_lineage_splunk.tenant_runs import run_tenants
 
 
@@ -57,6 +58,8 @@ def run_one(
     started = time.monotonic()
     splunk = SplunkSettings(metadata["session_key"], metadata["server_uri"])
     logger.setLevel(splunk.log_level())
+    # tenant_name at search time follows the Tenants tab, even a conf file a deployer pushed (tenant_lookup.py).
+    reconcile_from_conf(splunk, logger)
     full_name = f"{input_type}://{name}"
     log.modular_input_start(logger, full_name)
     account = splunk.account(str(params.get("account") or ""))

@@ -12,8 +12,6 @@ from defender_lineage_core import process_tuning
 from defender_lineage_core.errors import DefenderLineageError
 from defender_lineage_core.proxy import proxy_auth_message
 
-from .tenant_lookup import reconcile_from_conf
-
 
 def run_stanzas(
     inputs: smi.InputDefinition,
@@ -27,9 +25,6 @@ def run_stanzas(
     not stop the next stanza.
     """
     process_tuning.tune_for_bulk_parsing()  # the process is this input's alone: see process_tuning.py
-    # tenant_name at search time follows the Tenants tab, even a conf file a deployer pushed (tenant_lookup.py).
-    metadata = inputs.metadata or {}
-    reconcile_from_conf(str(metadata.get("session_key") or ""), str(metadata.get("server_uri") or ""), logger)
     for stanza, params in inputs.inputs.items():
         name = stanza.split("://", 1)[-1]
         try:

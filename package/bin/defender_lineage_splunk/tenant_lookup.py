@@ -7,7 +7,8 @@ search, so two writers keep it in step with ``ta_defender_lineage_tenant.conf``:
 
 * the Tenants-tab REST handler, on create, edit and delete (``sync_from_entries`` with the change);
 * every input run (``reconcile_from_conf``), which covers conf files a deployer pushed or someone
-  edited by hand. It asks splunkd twice (the conf file, the collection) and writes only what differs.
+  edited by hand. It uses the run's one read of the conf file, asks splunkd for the collection and
+  writes only what differs.
 
 The rows are ``defender_lineage_core.tenants.tenant_name_rows``: one per tenant id, ``_key`` = the
 tenant id. The session key is only sent in the Authorization header, never logged or in an error.
@@ -18,7 +19,7 @@ from __future__ import annotations
 import http.client
 import json
 import logging
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
 from urllib.parse import urlsplit
 
 from splunklib import binding, client
@@ -26,6 +27,9 @@ from splunklib import binding, client
 from defender_lineage_core.tenants import tenant_name_rows
 
 from .app import APP, TENANT_CONF, TENANTS_COLLECTION
+
+if TYPE_CHECKING:  # splunkd.py needs solnlib (the built lib/); the Tenants handler imports this module too
+    from .splunkd import SplunkSettings
 
 OWNER = "nobody"
 TIMEOUT = 10.0
@@ -131,12 +135,15 @@ class TenantLookup:
         return len(changed), len(stale)
 
 
-def reconcile_from_conf(session_key: str, server_uri: str, logger: logging.Logger) -> Optional[Tuple[int, int]]:
-    """Bring the tenants lookup in step with the conf file, once per input process. A failure is a
-    warning: collection goes on, and the next run tries again."""
+def reconcile_from_conf(splunk: SplunkSettings, logger: logging.Logger) -> Optional[Tuple[int, int]]:
+    """Bring the tenants lookup in step with the conf file, once per input run. The entries are the
+    run's own read of the Tenants tab (``SplunkSettings.tenants``, kept for the run, so a run over
+    tenants reads the conf file once). A failure is a warning: collection goes on, and the next run
+    tries again."""
     try:
-        lookup = TenantLookup(session_key, server_uri)
-        saved, deleted = lookup.sync(lookup.conf_entries())
+        entries = splunk.tenants()
+        lookup = TenantLookup(splunk.session_key, f"{splunk.scheme}://{splunk.host}:{splunk.port}")
+        saved, deleted = lookup.sync(entries)
     except Exception as error:  # never stop collection for the lookup
         logger.warning('tenant_lookup_sync status=failed error_type=%s message="%s"', type(error).__name__, error)
         return None
