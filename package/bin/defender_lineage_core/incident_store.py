@@ -496,6 +496,10 @@ class IncidentCache:
     def _reset(self) -> None:
         self._summaries: Dict[str, Doc] = {}  # incident_key -> newest summary
         self._alerts: Dict[str, Doc] = {}  # alert_key -> newest contribution
+        self._alert_at: Dict[str, int] = {}  # alert_key -> its newest contribution's instant
+        self._alert_parts: Dict[str, Tuple[str, str, str]] = {}  # alert_key -> (id, service, detection)
+        # incident_key -> (instant, listed alert keys) of its newest summary, when that lists alerts
+        self._listing: Dict[str, Tuple[int, List[str]]] = {}
         self._members: Dict[str, Set[str]] = {}  # incident_key -> alert_keys whose newest doc names it
         self._asked_incidents: Set[str] = set()
         self._asked_alerts: Set[str] = set()
@@ -552,14 +556,14 @@ class IncidentCache:
         newer: Dict[str, Tuple[List[str], Set[str]]] = {}
         for ikey in sorted(incidents):
             summary = self._summaries.get(ikey)
-            listed = _listed_alerts(ikey, summary) if summary is not None else None
-            since = _since(summary) if summary is not None and listed is not None else ""
-            if not since:
+            listing = self._listing.get(ikey)
+            since = _since(summary) if summary is not None and listing is not None else ""
+            if not since or listing is None:
                 everything.append(ikey)
                 continue
             ikeys, akeys = newer.setdefault(since, ([], set()))
             ikeys.append(ikey)
-            akeys.update(akey for akey, _, _, _ in listed or ())
+            akeys.update(listing[1])
         terms = [Term(tuple(everything), doc_type=ALERT)]
         terms += [Term(tuple(i), tuple(sorted(a)), ALERT, since) for since, (i, a) in sorted(newer.items())]
         self._request(lambda find: find(terms))
@@ -601,28 +605,47 @@ class IncidentCache:
             doc_type = _text(doc.get("doc_type"))
             if doc_type == INCIDENT:
                 ikey = _text(doc.get("incident_key")).lower()
-                if ikey and _newer(doc, self._summaries.get(ikey)):
+                if not ikey:
+                    continue
+                listed = _listed_alerts(ikey, doc)
+                at = _instant(doc)
+                if _newer(doc, self._summaries.get(ikey)):
                     self._summaries[ikey] = dict(doc)
-                listed = _listed_alerts(ikey, doc) if ikey else None
+                    if listed is not None:
+                        self._listing[ikey] = (at, [akey for akey, _, _, _ in listed])
+                    else:
+                        self._listing.pop(ikey, None)
                 if listed:  # each listed alert as the incidents input's own alert document says it
                     self._docs += len(listed)
                     for alert in _alert_docs_of_summary(ikey, doc, listed):
-                        self._add_alert(alert)
+                        akey = alert["alert_key"]
+                        parts = (alert["alert_id"], alert["service_source"], alert["detection_source"])
+                        self._add_alert(alert, akey, ikey, at, parts)
             elif doc_type == ALERT:
-                self._add_alert(doc)
+                akey = _text(doc.get("alert_key")).lower()
+                if akey:
+                    parts = (
+                        _text(doc.get("alert_id")),
+                        _text(doc.get("service_source")),
+                        _text(doc.get("detection_source")),
+                    )
+                    ikey = _text(doc.get("incident_key")).lower()
+                    self._add_alert(dict(doc), akey, ikey, _instant(doc), parts)
         self._views.clear()
         self._views_as_asked.clear()
 
-    def _add_alert(self, doc: Mapping[str, Any]) -> None:
-        akey = _text(doc.get("alert_key")).lower()
-        current = self._alerts.get(akey)
-        if akey and _newer(doc, current):
-            if current is not None:
-                self._members.get(_text(current.get("incident_key")).lower(), set()).discard(akey)
-            self._alerts[akey] = dict(doc)
-            ikey = _text(doc.get("incident_key")).lower()
-            if ikey:
-                self._members.setdefault(ikey, set()).add(akey)
+    def _add_alert(self, doc: Doc, akey: str, ikey: str, at: int, parts: Tuple[str, str, str]) -> None:
+        """Keep ``doc`` (instant ``at``) as alert ``akey``'s version if it is the newest seen."""
+        current_at = self._alert_at.get(akey)
+        if current_at is not None:
+            if at < current_at or (at == current_at and not _newer(doc, self._alerts[akey])):
+                return
+            self._members.get(_text(self._alerts[akey].get("incident_key")).lower(), set()).discard(akey)
+        self._alerts[akey] = doc
+        self._alert_at[akey] = at
+        self._alert_parts[akey] = parts
+        if ikey:
+            self._members.setdefault(ikey, set()).add(akey)
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -696,15 +719,16 @@ class IncidentCache:
         # A summary that lists its alerts was read with them: an alert version older than it that
         # names the incident but is not listed there left the incident before (its listed alerts
         # are in the cache at the summary's time, so they are not older).
-        listed = summary is not None and _listed_alerts(survivor_key, summary) is not None
-        floor = _instant(summary) if summary is not None and listed else -1
+        listing = self._listing.get(survivor_key) if summary is not None else None
+        floor = listing[0] if listing is not None else -1
+        alert_at, alert_parts = self._alert_at, self._alert_parts
         for akey in members:
-            doc = self._alerts[akey]
-            if floor >= 0 and _instant(doc) < floor:
+            if floor >= 0 and alert_at[akey] < floor:
                 continue
-            alert_ids.add(_text(doc.get("alert_id")))
-            services.add(_text(doc.get("service_source")))
-            detections.add(_text(doc.get("detection_source")))
+            alert_id, service, detection = alert_parts[akey]
+            alert_ids.add(alert_id)
+            services.add(service)
+            detections.add(detection)
         for values in (alert_ids, services, detections):
             values.discard("")
         found = summary is not None
