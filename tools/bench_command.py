@@ -17,7 +17,8 @@ The commands:
       constant values;
   (c) ``defenderlineage incidents=false``;
   (d) ``defenderlineage`` (incidents=true) against the splunkd stand-in, whose KV store holds the
-      incidents and alerts of the events; its KV store requests are counted per chunk.
+      incidents and alerts of the events as both inputs write them (11 documents per incident, the
+      summary listing its alerts); its KV store requests are counted per chunk.
 
 (a) and (b) are written into ``bin/`` of a temporary copy of the built add-on (same ``lib/`` and
 ``import_declare_test``); output/ is never touched. Variants are interleaved over the repetitions and
@@ -63,9 +64,11 @@ from tests.harness.splunkd_standin import SplunkdStandin  # noqa: E402
 
 TENANT = "4a1f0c2e-9b7d-4c3a-8e55-2f6d1b0a9c31"
 ALERTS_PER_INCIDENT = 5  # consecutive alerts share an incident: every chunk names 200 new incidents
-# defenderlineage.PREFETCH_BATCH: a chunk naming more new keys is fetched in requests of this many
-# keys while it is read (a single answer would pass max_rows_per_query on the light workload).
+# defenderlineage.PREFETCH_BATCH: a chunk naming more new keys is fetched in batches of this many
+# keys while it is read, each batch two requests: the summaries, then the alert versions newer than
+# them (a KV store query cannot compare one document with another: issue 18).
 PREFETCH_BATCH = 2000
+REQUESTS_PER_BATCH = 2
 FIELDS = (*OUTPUT_FIELDS, *INCIDENT_OUTPUT_FIELDS)
 
 NOOP = '''"""bench (a): a splunklib StreamingCommand that passes records through."""
@@ -199,8 +202,14 @@ def light_records(alerts: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
 
 
 def store_docs(alerts: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """The store as both inputs write it: the incidents input's summaries (alerts expanded, so they
+    list them) and its alert documents, and the alerts input's alert documents, all older than the
+    summaries: 11 documents per incident, of which the command needs the summary only."""
     docs: List[Dict[str, Any]] = []
-    for incident_id in sorted({a["incidentId"] for a in alerts}):
+    by_incident: Dict[str, List[Dict[str, Any]]] = {}
+    for item in alerts:
+        by_incident.setdefault(item["incidentId"], []).append(item)
+    for incident_id, members in sorted(by_incident.items()):
         item = {
             "id": incident_id,
             "tenantId": TENANT,
@@ -208,6 +217,7 @@ def store_docs(alerts: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
             "severity": "high",
             "status": "active",
             "lastUpdateDateTime": "2026-09-14T10:00:00Z",
+            "alerts": members,
         }
         docs += docs_from_incident(item, TENANT)
     for item in alerts:
@@ -232,6 +242,8 @@ class Variant:
         self.kv_per_chunk: List[float] = []
         self.kv_seconds: List[float] = []  # time the command waited for the KV store (its metric)
         self.peak_rss: List[int] = []  # bytes, the command process's peak resident set
+        self.kv_docs_read: List[int] = []  # documents the command received (its metric)
+        self.kv_docs_in_store = 0
 
 
 class Run:
@@ -320,6 +332,7 @@ def run_once(variant: Variant, addon: Path, python: str, bodies: List[bytes]) ->
         variant.kv_per_chunk.append(len(kv) / max(1, len(bodies)))
         waited = run.metrics.get("metric.incident_store") or [0.0]
         variant.kv_seconds.append(float(waited[0]))
+        variant.kv_docs_read.append(int(waited[3]) if len(waited) > 3 else 0)
         if not last[-1].get("incident_title"):
             raise SystemExit("(d) did not enrich: is the stand-in seeded?")
     variant.stream_seconds.append(stream)
@@ -409,13 +422,15 @@ def bench_workload(
         with SplunkdStandin(Path(work) / "splunkd", max_lifetime=900.0) as standin:
             addon = prepare_addon(opts.addon, Path(work))
             standin.load_app_defaults(addon)
-            standin.kv_save(COLLECTION, store_docs(alerts))
+            docs = store_docs(alerts)
+            standin.kv_save(COLLECTION, docs)
             variants = [
                 Variant("a", "(a) splunklib no-op StreamingCommand", "bench_noop.py", []),
                 Variant("b", f"(b) splunklib, adds the {len(FIELDS)} fields as constants", "bench_constant.py", []),
                 Variant("c", "(c) defenderlineage incidents=false", "defenderlineage.py", ["incidents=false"]),
                 Variant("d", "(d) defenderlineage incidents=true (KV store)", "defenderlineage.py", [], standin),
             ]
+            variants[3].kv_docs_in_store = len(docs)
             startup = Variant("e", "empty search", "defenderlineage.py", ["incidents=false"])
             run_once(startup, addon, opts.python, bodies[:1])  # warm the file cache
             startup.stream_seconds.clear()
@@ -453,7 +468,7 @@ def report(
     chunks = (count + chunk_size - 1) // chunk_size
     requests = round(max(d.kv_per_chunk) * chunks)
     new_keys = chunk_size // ALERTS_PER_INCIDENT  # incidents each chunk names for the first time
-    allowed_requests = chunks * max(1, -(-new_keys // PREFETCH_BATCH))
+    allowed_requests = chunks * max(1, -(-new_keys // PREFETCH_BATCH)) * REQUESTS_PER_BATCH
     title = f"### defenderlineage throughput, {w.name} workload ({time.strftime('%Y-%m-%d')}, `tools/bench_command.py`)"
     out = [title, ""]
     given = (
@@ -493,7 +508,10 @@ def report(
         "alert_key as splunkd's KV store uses the collection's accelerated fields. The last row takes that time "
         "out, to show the command's own cost; splunkd's answer time is not measured here. A chunk naming more "
         f"than {PREFETCH_BATCH:,} new keys is fetched {PREFETCH_BATCH:,} keys at a time while it is read, so "
-        "part of that time overlapped the placing and the last row takes out more than the command waited.",
+        "part of that time overlapped the placing and the last row takes out more than the command waited. "
+        f"The store holds what both inputs write: {d.kv_docs_in_store:,} documents, 11 per incident (the incidents "
+        "input's summary listing its alerts, its own and the alerts input's alert documents, older than the "
+        f"summary); the command received {d.kv_docs_read[best['d']]:,} of them per run.",
     ]
     goals = [
         ("(c) within 10% of the constant-fields command: (c)/(b) >= 0.90", rate["c"] / rate["b"] >= 0.90),
@@ -501,7 +519,8 @@ def report(
         ("(d) within 10% of the constant-fields command: (d)/(b) >= 0.90", rate["d"] / rate["b"] >= 0.90),
         ("the same, the wait for the KV store excluded", rate["d-kv"] / rate["b"] >= 0.90),
         (
-            f"(d) at most one KV store request per chunk, or per {PREFETCH_BATCH:,} new keys in a bigger one",
+            f"(d) at most two KV store requests per chunk (summaries, then alerts newer than them), or per "
+            f"{PREFETCH_BATCH:,} new keys in a bigger one",
             requests <= allowed_requests,
         ),
         ("(c) at or above the splunklib no-op: (c)/(a) >= 1.0 (issue 18)", rate["c"] / rate["a"] >= 1.0),

@@ -1,7 +1,7 @@
 """The incident store's Splunk side: moves ``defender_lineage_core.incident_store`` documents in and
 out of the KV store collection ``ta_defender_lineage_incidents`` through splunkd's REST API.
 
-Thin on purpose: one request per ``fetch`` (more only when splunkd cut the answer at
+Thin on purpose: one request per ``fetch`` or ``find`` (more only when splunkd cut the answer at
 ``max_rows_per_query``) and one ``batch_save`` per 1000 documents; what the documents are and how
 they are read is in the core module. The session key is only ever sent in
 the Authorization header; it is not logged and not part of any error text raised here.
@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from splunklib import binding, client
 
-from defender_lineage_core.incident_store import COLLECTION, Doc, store_query
+from defender_lineage_core.incident_store import COLLECTION, Doc, Term, store_query, terms_query
 
 APP = "TA-defender-lineage"
 OWNER = "nobody"
@@ -113,6 +113,21 @@ class IncidentStoreClient:
             return self._pages(query, docs)
         half_i, half_a = (len(incidents) + 1) // 2, (len(alerts) + 1) // 2
         return self.fetch(incidents[:half_i], alerts[:half_a]) + self.fetch(incidents[half_i:], alerts[half_a:])
+
+    def find(self, terms: Sequence[Term]) -> List[Doc]:
+        """All documents matching any of these terms: ONE request, unless splunkd cut the answer at
+        ``max_rows_per_query``; then every term's keys are asked again in halves, as :meth:`fetch`."""
+        terms = [term for term in terms if term.size]
+        query = terms_query(terms)
+        if not query:
+            return []
+        docs = self._find(query)
+        if len(docs) < MAX_ROWS_PER_QUERY:
+            return docs
+        if sum(term.size for term in terms) == 1:
+            return self._pages(query, docs)
+        halves = [term.halves() for term in terms]
+        return self.find([first for first, _ in halves]) + self.find([second for _, second in halves])
 
     def _pages(self, query: Dict[str, Any], first: List[Doc]) -> List[Doc]:
         """Every document of a query one key matches beyond ``max_rows_per_query``, page by page."""

@@ -10,7 +10,8 @@ splunkd in ``defender_lineage_scp`` (the project's own, lean and tolerant: see i
 Per chunk: place every event, collect the chunk's incident (and hunting rows' alert) keys, fetch the
 ones the search has not seen from the KV store, then add the fields. The fetch overlaps the placing:
 every ``PREFETCH_BATCH`` new keys go to the KV store from a worker thread while the main thread
-places the next events (one request for a chunk naming fewer keys, the usual case; a big chunk's
+places the next events (two requests, summaries then the alert versions newer than them, for a
+chunk naming fewer keys, the usual case; a big chunk's
 wait for splunkd is then mostly hidden, and each answer stays far below ``max_rows_per_query``).
 What was fetched is kept for the whole search. If the store cannot be read, the search shows one
 warning and the command stops asking; events still get every field they can have from themselves.
@@ -56,6 +57,7 @@ from defender_lineage_core.incident_store import (
     IncidentCache,
     IncidentView,
     StoreUnavailable,
+    Term,
     enrich_view,
     request_keys,
 )
@@ -78,8 +80,9 @@ SHARED_FIELDS = ("tenant_id", "incident_id")  # values many events of a chunk sh
 _EMPTY_INCIDENT_TAIL = "," * (2 * len(INCIDENT_OUTPUT_FIELDS))  # the last __mv_ cell, then 14 empty
 _NEEDS_CARE = re.compile('[",\r\n\x00]')  # a lineage value that needs quoting (rare)
 # New keys (incidents and hunting rows' alerts) a chunk collects before they are fetched while the
-# chunk is still being read: ~6 documents per incident keeps an answer near 12,000 documents, far
-# below max_rows_per_query (50,000), and a chunk of 1,000 events (at most 1,000 keys) one request.
+# chunk is still being read: far below max_rows_per_query (50,000) even from a store written before
+# summaries listed their alerts (~6 documents per incident), and a chunk of 1,000 events (at most
+# 1,000 keys) one batch.
 PREFETCH_BATCH = 2000
 
 
@@ -245,37 +248,37 @@ class DefenderLineage:
         if not self.incidents:
             return None
         if self._cache is None:
-            self._cache = IncidentCache(self._timed(self._fetcher()))
+            self._cache = IncidentCache(find=self._timed(self._finder()))
         return self._cache
 
     def _timed(self, fetch: Any) -> Any:
         """``fetch``, counting its time, keys and documents for the job inspector (metric.incident_store)."""
 
-        def timed(incident_keys: Sequence[str], alert_keys: Sequence[str]) -> List[Doc]:
+        def timed(terms: Sequence[Term]) -> List[Doc]:
             started = time.perf_counter()
             try:
-                docs: List[Doc] = fetch(incident_keys, alert_keys)
+                docs: List[Doc] = fetch(terms)
             finally:
                 self._fetch_stats[0] += time.perf_counter() - started
                 self._fetch_stats[1] += 1
-                self._fetch_stats[2] += len(incident_keys) + len(alert_keys)
+                self._fetch_stats[2] += sum(term.size for term in terms)
             self._fetch_stats[3] += len(docs)
             return docs
 
         return timed
 
-    def _fetcher(self) -> Any:
+    def _finder(self) -> Any:
         info = self.session.searchinfo
         session_key = str(info.get("session_key") or "")
         splunkd_uri = str(info.get("splunkd_uri") or "")
         try:
             from defender_lineage_kvstore import IncidentStoreClient
 
-            return IncidentStoreClient(session_key, splunkd_uri).fetch
+            return IncidentStoreClient(session_key, splunkd_uri).find
         except Exception as error:  # bad URI, splunklib missing: reported on the first fetch
             failure = error
 
-            def unavailable(incident_keys: Sequence[str], alert_keys: Sequence[str]) -> List[Doc]:
+            def unavailable(terms: Sequence[Term]) -> List[Doc]:
                 raise failure
 
             return unavailable
@@ -314,7 +317,7 @@ class DefenderLineage:
         """The reply body for one chunk: every record, in order, with the command's fields added.
 
         Records are placed as they are read. Without the incident store each is written at once;
-        with it, the chunk's store lookups are batched first (one KV store request per chunk), and
+        with it, the chunk's store lookups are batched first (two KV store requests per chunk), and
         each record waits as its text and placed fields only.
         """
         body = RecordsWriter()

@@ -135,7 +135,7 @@ def test_alert_events_get_their_incident(addon: Path, python: str, standin: Splu
         ]
         assert record["incident_cross_product"] == "true"
     assert result.records[0]["lineage_layer"] == "detection"
-    assert len(store_calls(standin)) == 1
+    assert len(store_calls(standin)) == 2  # summaries, then the alert versions they do not stand for (issue 18)
     assert warnings_of(result) == []
 
 
@@ -163,9 +163,9 @@ def test_three_incident_merge_chain(addon: Path, python: str, standin: SplunkdSt
     for record in result.records:
         assert record["incident_title"] == "the survivor" and record["incident_status"] == "inProgress"
         assert record["incident_alert_count"] == "2" and record["incident_cross_product"] == "true"
-    # chunk 1 names 101: one request, then one follow-up per merge step (102, 103); the later
-    # chunks find everything cached
-    assert len(store_calls(standin)) == 3
+    # chunk 1 names 101: one request, then one follow-up per merge step (102, 103), then one for the
+    # alert versions the three summaries do not stand for; the later chunks find everything cached
+    assert len(store_calls(standin)) == 4
     assert warnings_of(result) == []
 
 
@@ -180,10 +180,10 @@ def test_two_tenants_reusing_an_incident_id(addon: Path, python: str, standin: S
     assert (ours["tenant_id"], ours["incident_title"], ours["incident_alert_count"]) == (TENANT, "ours", "1")
     assert (theirs["tenant_id"], theirs["incident_title"], theirs["incident_severity"]) == (OTHER, "theirs", "low")
     assert theirs["incident_alert_count"] == "0"
-    assert len(store_calls(standin)) == 1
+    assert len(store_calls(standin)) == 2  # summaries, then the alert versions they do not stand for (issue 18)
 
 
-def test_at_most_one_request_per_chunk_and_none_for_repeats(addon: Path, python: str, standin: SplunkdStandin) -> None:
+def test_at_most_two_requests_per_chunk_and_none_for_repeats(addon: Path, python: str, standin: SplunkdStandin) -> None:
     docs = [d for n in range(300) for d in docs_from_incident(incident_item(str(n)), TENANT)]
     standin.kv_save(COLLECTION, docs)
     standin.clear_calls()
@@ -196,21 +196,23 @@ def test_at_most_one_request_per_chunk_and_none_for_repeats(addon: Path, python:
     result = run(addon, python, standin, records, chunk_size=1000)
     assert result.chunks_sent == 3
     calls = store_calls(standin)
-    assert len(calls) == 2, [c.path for c in calls]  # chunk 2 cost nothing
+    # chunks 1 and 3: the summaries, then the alert versions they do not stand for; chunk 2 nothing
+    assert len(calls) == 4, [c.path for c in calls]
     assert all(c.method == "GET" for c in calls)
     assert all(r["incident_title"] == f"incident {r['incident_id']}" for r in result.records[:-1])
     assert result.records[-1]["incident_title"] == "" and result.records[-1]["incident_id"] == "99999"
     assert warnings_of(result) == []
 
 
-def test_a_chunk_of_many_incidents_is_still_one_request(addon: Path, python: str, standin: SplunkdStandin) -> None:
+def test_a_chunk_of_many_incidents_is_still_two_requests(addon: Path, python: str, standin: SplunkdStandin) -> None:
     docs = [d for n in range(1000) for d in docs_from_incident(incident_item(str(n)), TENANT)]
     standin.kv_save(COLLECTION, docs)
     standin.clear_calls()
     records = [alert_event(alert_item(f"a{n}", str(n))) for n in range(1000)]
     result = run(addon, python, standin, records, chunk_size=1000)
     calls = store_calls(standin)
-    assert len(calls) == 1 and calls[0].method == "POST" and calls[0].path.endswith("/batch_find")
+    assert len(calls) == 2  # summaries, then the alert versions they do not stand for (issue 18)
+    assert all(c.method == "POST" and c.path.endswith("/batch_find") for c in calls)
     assert all(r["incident_title"] == f"incident {r['incident_id']}" for r in result.records)
 
 
@@ -233,6 +235,63 @@ def test_a_big_chunk_loses_no_document_to_max_rows_per_query(addon: Path, python
     assert warnings_of(result) == []
 
 
+def _documents_read(result: CommandResult) -> int:
+    """Documents the command received from the KV store (its metric.incident_store, the last sent)."""
+    metrics = [
+        r["inspector"]["metric.incident_store"]
+        for r in result.replies
+        if "metric.incident_store" in (r.get("inspector") or {})
+    ]
+    return int(metrics[-1][3])
+
+
+def test_summaries_listing_their_alerts_are_all_a_chunk_reads(
+    addon: Path, python: str, standin: SplunkdStandin
+) -> None:
+    # Issue 18: a store as both inputs write it (the incidents input's summaries list their expanded
+    # alerts; the alerts input's versions are older), beside an incident as an older add-on wrote it
+    # (a summary without the list: its alert documents are read, as before), and an alert that joined
+    # incident 1 after its summary was written (read, and counted).
+    docs: List[Dict[str, Any]] = []
+    for n in range(1, 4):
+        alerts = [
+            alert_item(f"a{n}-{k}", str(n), "microsoftDefenderForOffice365" if k else "microsoftDefenderForEndpoint")
+            for k in range(3)
+        ]
+        docs += docs_from_incident(
+            incident_item(str(n), alerts=alerts, lastUpdateDateTime="2026-09-14T10:00:00Z"), TENANT
+        )
+        docs += [d for a in alerts for d in docs_from_alert(a, TENANT)]
+    old = [alert_item(f"old-{k}", "4") for k in range(2)]
+    docs += [d for d in docs_from_incident(incident_item("4", alerts=old), TENANT) if d["doc_type"] == "alert"]
+    docs += [
+        {k: v for k, v in d.items() if not k.startswith("alert_")}
+        for d in docs_from_incident(incident_item("4"), TENANT)
+    ]
+    docs += docs_from_alert(
+        alert_item("late", "1", "microsoftDefenderForIdentity", lastUpdateDateTime="2026-09-14T10:30:00Z"), TENANT
+    )
+    standin.kv_save(COLLECTION, docs)
+    standin.clear_calls()
+    result = run(
+        addon,
+        python,
+        standin,
+        [alert_event(alert_item(f"a{n}-0", str(n))) for n in range(1, 4)] + [alert_event(old[0])],
+    )
+    counts = [r["incident_alert_count"] for r in result.records]
+    assert counts == ["4", "3", "3", "2"]
+    assert mv(result.records[0]["incident_service_sources"]) == [
+        "microsoftDefenderForEndpoint",
+        "microsoftDefenderForIdentity",
+        "microsoftDefenderForOffice365",
+    ]
+    # 4 summaries + incident 4's 2 alert documents + the late alert: 7 of the 25 documents
+    assert _documents_read(result) == 7 and len(docs) == 25
+    assert len(store_calls(standin)) == 2
+    assert warnings_of(result) == []
+
+
 def test_hunting_rows_get_their_alerts_incident(addon: Path, python: str, standin: SplunkdStandin) -> None:
     docs = docs_from_incident(incident_item("7", displayName="seven"), TENANT)
     docs += docs_from_alert(alert_item("da-77", "7"), TENANT)
@@ -252,7 +311,9 @@ def test_hunting_rows_get_their_alerts_incident(addon: Path, python: str, standi
         == "incident:7 > microsoftDefenderForEndpoint > antivirus > alert:da-77 > hunting:alertinfo"
     )
     assert row_out["incident_title"] == "seven" and row_out["incident_alert_count"] == "1"
-    assert len(store_calls(standin)) == 1  # alert key and incident key in the same request
+    # alert key and incident key in the same request, then the alert versions the summary does not
+    # stand for (issue 18)
+    assert len(store_calls(standin)) == 2
 
 
 def _assert_placed_alone(result: CommandResult) -> None:

@@ -22,14 +22,17 @@ from defender_lineage_core.incident_store import (
     INCIDENT,
     INCIDENT_DOC_FIELDS,
     INCIDENT_OUTPUT_FIELDS,
+    SUMMARY_ALERT_FIELDS,
     IncidentCache,
     StoreUnavailable,
+    Term,
     docs_from_alert,
     docs_from_incident,
     docs_from_items,
     enrich,
     request_keys,
     store_query,
+    terms_query,
 )
 from defender_lineage_core.lineage import place
 from tests.fixture_paths import SAMPLES
@@ -51,6 +54,7 @@ class FakeStore:
     def __init__(self, docs: Sequence[dict[str, Any]] = ()) -> None:
         self.docs = [dict(d) for d in docs]
         self.requests: List[tuple[list[str], list[str]]] = []
+        self.terms: List[List[Term]] = []
         self.fail: Exception | None = None
 
     def fetch(self, incident_keys: Sequence[str], alert_keys: Sequence[str]) -> list[dict[str, Any]]:
@@ -59,6 +63,14 @@ class FakeStore:
             raise self.fail
         ik, ak = set(incident_keys), set(alert_keys)
         return [d for d in self.docs if d.get("incident_key") in ik or d.get("alert_key") in ak]
+
+    def find(self, terms: Sequence[Term]) -> list[dict[str, Any]]:
+        """As the KV store answers ``terms_query(terms)`` (the stand-in checks that equivalence)."""
+        self.requests.append(([k for t in terms for k in t.incident_keys], [k for t in terms for k in t.alert_keys]))
+        self.terms.append(list(terms))
+        if self.fail is not None:
+            raise self.fail
+        return [d for d in self.docs if any(t.matches(d) for t in terms)]
 
 
 def incident(
@@ -124,7 +136,11 @@ def test_incident_sample_gives_summary_and_its_alerts() -> None:
     item = _sample("incident.json")
     docs = docs_from_incident(item, TENANT)
     summary, *alerts = docs
-    assert tuple(summary) == INCIDENT_DOC_FIELDS
+    # Expanded alerts: the summary also lists them (issue 18), so a reader needs no alert document.
+    assert tuple(summary) == INCIDENT_DOC_FIELDS + SUMMARY_ALERT_FIELDS
+    assert summary["alert_ids"] == [a["alert_id"] for a in alerts]
+    assert summary["alert_service_sources"] == [a["service_source"] for a in alerts]
+    assert summary["alert_detection_sources"] == [a["detection_source"] for a in alerts]
     assert alerts and all(tuple(d) == ALERT_DOC_FIELDS for d in alerts)
     assert summary["_key"] == f"incident:{TENANT}:31337:incidents"
     assert summary["doc_type"] == INCIDENT and summary["incident_key"] == f"{TENANT}:31337"
@@ -654,3 +670,135 @@ def test_a_view_asked_again_follows_documents_added_since() -> None:
     cache.add_docs(docs_from_alert(alert("a2", "7", "microsoftDefenderForOffice365"), TENANT))
     again = cache.view(TENANT, "7")
     assert again is not None and again.alert_count == 2 and again.cross_product
+
+
+# --- summaries that list their alerts (issue 18) ---------------------------------------------------
+
+
+def finder_of(*docs: dict[str, Any]) -> tuple[IncidentCache, FakeStore]:
+    fake = FakeStore(docs)
+    return IncidentCache(find=fake.find), fake
+
+
+def expanded(iid: str, alerts: list[dict[str, Any]], **more: Any) -> dict[str, Any]:
+    return incident(iid, updated=more.pop("updated", "2026-09-14T10:00:00Z"), alerts=alerts, **more)
+
+
+def _answered(fake: FakeStore) -> list[str]:
+    """The _key of every document the fake store answered, over all requests."""
+    return [d["_key"] for terms in fake.terms for d in fake.docs if any(t.matches(d) for t in terms)]
+
+
+def test_a_summary_listing_its_alerts_is_the_one_document_read() -> None:
+    # As in a deployment running both inputs: the incidents input's summary (alerts expanded) and
+    # its alert documents, the alerts input's alert documents, all older than the summary.
+    alerts = [alert(f"a{n}", "1", updated="2026-09-14T09:0{n}:00Z") for n in range(5)]
+    alerts[1]["serviceSource"] = "microsoftDefenderForOffice365"
+    docs = docs_from_incident(expanded("1", alerts), TENANT)
+    docs += [d for a in alerts for d in docs_from_alert(a, TENANT)]
+    cache, fake = finder_of(*docs)
+    cache.prefetch([ik("1")])
+    assert _answered(fake) == [f"incident:{ik('1')}:incidents"]  # 1 of 11 documents
+    assert len(fake.requests) == 2  # summaries, then alert versions newer than them (none)
+    view = cache.view(TENANT, "1")
+    assert view is not None and view.alert_ids == ("a0", "a1", "a2", "a3", "a4") and view.cross_product
+    reference, _ = cache_of(*docs)  # every document, as before summaries listed alerts
+    reference.prefetch([ik("1")])
+    assert reference.view(TENANT, "1") == view
+
+
+def test_an_old_store_is_read_whole() -> None:
+    # Written before summaries listed their alerts (or by the rebuild search): every alert document.
+    docs = docs_from_incident(incident("1"), TENANT)
+    docs += docs_from_alert(alert("a1", "1"), TENANT) + docs_from_alert(
+        alert("a2", "1", "microsoftDefenderForIdentity"), TENANT
+    )
+    docs += docs_from_alert(alert("a3", "2"), TENANT)  # no summary at all (alerts input only)
+    cache, fake = finder_of(*docs)
+    cache.prefetch([ik("1"), ik("2")])
+    assert sorted(_answered(fake)) == sorted(d["_key"] for d in docs)
+    assert len(fake.requests) == 2
+    one, two = cache.view(TENANT, "1"), cache.view(TENANT, "2")
+    assert one is not None and one.found and one.alert_ids == ("a1", "a2") and one.cross_product
+    assert two is not None and not two.found and two.alert_ids == ("a3",)
+
+
+def test_alerts_newer_than_their_summary_are_read_and_win() -> None:
+    summary_time = "2026-09-14T10:00:00.5Z"
+    docs = docs_from_incident(expanded("1", [alert("a1", "1"), alert("a2", "1")], updated=summary_time), TENANT)
+    docs += docs_from_incident(expanded("2", [alert("b1", "2")], updated=summary_time), TENANT)
+    # a3 joined 1 after its summary; a2 moved to 3 after it; older versions of a1 are not read.
+    docs += docs_from_alert(alert("a3", "1", "microsoftDefenderForIdentity", updated="2026-09-14T10:05:00Z"), TENANT)
+    docs += docs_from_alert(alert("a2", "3", updated="2026-09-14T10:06:00Z"), TENANT)
+    docs += docs_from_alert(alert("a1", "1", updated="2026-09-14T09:00:00Z"), TENANT)
+    # same second as the summary but earlier: read (the query is cut to the second), and loses
+    docs += docs_from_alert(alert("b1", "9", updated="2026-09-14T10:00:00.1Z"), TENANT)
+    cache, fake = finder_of(*docs)
+    cache.prefetch([ik("1"), ik("2")])
+    answered = _answered(fake)
+    assert f"alert:{TENANT}:a1:alerts" not in answered
+    assert {f"alert:{TENANT}:a3:alerts", f"alert:{TENANT}:a2:alerts", f"alert:{TENANT}:b1:alerts"} <= set(answered)
+    assert fake.terms[1][-1].since == "2026-09-14T10:00:00"
+    one, two = cache.view(TENANT, "1"), cache.view(TENANT, "2")
+    assert one is not None and one.alert_ids == ("a1", "a3") and one.cross_product
+    assert two is not None and two.alert_ids == ("b1",)
+
+
+def test_a_mixed_store_reads_each_incident_as_its_newest_summary_says() -> None:
+    # 1: the rebuild's summary (no list) is newer than the input's listing one: all alert documents.
+    # 2: only a listing summary. 3: only an old summary.
+    docs = docs_from_incident(expanded("1", [alert("a1", "1")]), TENANT)
+    docs += docs_from_incident(incident("1", updated="2026-09-14T11:00:00Z"), TENANT, "rebuild")
+    docs += docs_from_alert(alert("a0", "1", updated="2026-09-14T08:00:00Z"), TENANT)
+    docs += docs_from_incident(expanded("2", [alert("b1", "2")]), TENANT)
+    docs += docs_from_alert(alert("b0", "2", updated="2026-09-14T08:00:00Z"), TENANT)  # left 2 before its summary
+    docs += docs_from_incident(incident("3"), TENANT) + docs_from_alert(alert("c1", "3"), TENANT)
+    cache, fake = finder_of(*docs)
+    cache.prefetch([ik("1"), ik("2"), ik("3")])
+    assert len(fake.requests) == 2
+    views = [cache.view(TENANT, n) for n in "123"]
+    assert [v.alert_ids if v else None for v in views] == [("a0", "a1"), ("b1",), ("c1",)]
+    assert views[0] is not None and views[0].last_update_date_time == "2026-09-14T11:00:00Z"
+    # the same store read whole gives the same views
+    reference, _ = cache_of(*docs)
+    reference.prefetch([ik("1"), ik("2"), ik("3")])
+    assert [reference.view(TENANT, n) for n in "123"] == views
+
+
+def test_merge_chains_and_hunting_alerts_with_listing_summaries() -> None:
+    docs = docs_from_incident(redirected("101", "102", updated="2026-09-14T10:00:00Z"), TENANT)
+    docs += docs_from_incident(
+        expanded("102", [alert("x1", "102"), alert("x2", "102")], displayName="the survivor"), TENANT
+    )
+    docs += docs_from_alert(alert("h1", "102"), TENANT)  # a hunting row's alert, from the alerts input
+    cache, fake = finder_of(*docs)
+    cache.prefetch([ik("101")], [store.alert_key(TENANT, "h1")])
+    # 101, then its survivor 102 (the chain), then one request for the alerts of both
+    assert len(fake.requests) == 3
+    view = cache.view(TENANT, "101")
+    assert view is not None and view.incident_id == "102" and view.title == "the survivor"
+    assert view.alert_ids == ("x1", "x2")  # h1's version is older than 102's summary, which lacks it
+    assert cache.incident_of_alert(TENANT, "h1") == "102"
+
+
+def test_terms_query_shapes() -> None:
+    assert terms_query([Term()]) == {}
+    assert terms_query([Term(("t:1",), doc_type=INCIDENT)]) == {"incident_key": {"$in": ["t:1"]}, "doc_type": INCIDENT}
+    since = Term(("t:1",), ("t:a",), ALERT, "2026-09-14T10:00:00")
+    assert terms_query([since, Term(alert_keys=("t:b",))]) == {
+        "$or": [
+            {
+                "incident_key": {"$in": ["t:1"]},
+                "doc_type": ALERT,
+                "last_update_date_time": {"$gte": "2026-09-14T10:00:00"},
+            },
+            {
+                "alert_key": {"$in": ["t:a"]},
+                "doc_type": ALERT,
+                "last_update_date_time": {"$gte": "2026-09-14T10:00:00"},
+            },
+            {"alert_key": {"$in": ["t:b"]}},
+        ]
+    }
+    first, second = Term(("1", "2", "3"), ("a",), ALERT, "x").halves()
+    assert (first, second) == (Term(("1", "2"), ("a",), ALERT, "x"), Term(("3",), (), ALERT, "x"))

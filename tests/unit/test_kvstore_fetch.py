@@ -9,7 +9,7 @@ import defender_lineage_kvstore
 import pytest
 from defender_lineage_kvstore import IncidentStoreClient
 
-from defender_lineage_core.incident_store import COLLECTION, alert_key, docs_from_alert, docs_from_incident
+from defender_lineage_core.incident_store import COLLECTION, Term, alert_key, docs_from_alert, docs_from_incident
 from tests.harness.splunkd_standin import SplunkdStandin, api
 
 TENANT = "4a1f0c2e-9b7d-4c3a-8e55-2f6d1b0a9c31"
@@ -55,3 +55,28 @@ def test_one_key_with_more_documents_than_the_cap_is_read_page_by_page(standin: 
 def test_an_answer_below_the_cap_is_one_request(standin: SplunkdStandin) -> None:
     client = _store(standin, _docs("1", 5))
     assert len(client.fetch([f"{TENANT}:1"])) == 6 and client.requests == 1
+
+
+def test_find_answers_what_its_terms_match_and_is_asked_again_in_halves_when_cut(standin: SplunkdStandin) -> None:
+    # The stand-in evaluates the Mongo query; Term.matches is what the unit tests' store answers:
+    # both must agree, also when an answer was cut at max_rows_per_query and asked again.
+    docs = [d for n in range(4) for d in _docs(str(n), 2)]
+    docs += docs_from_alert(
+        {"id": "0-a0", "incidentId": "9", "tenantId": TENANT, "lastUpdateDateTime": "2026-09-14T10:00:00.5Z"},
+        TENANT,
+        "incidents",
+    )
+    client = _store(standin, docs)
+    keys = tuple(f"{TENANT}:{n}" for n in range(4))
+    cases = [
+        [Term(keys, doc_type="incident")],
+        [Term(keys, doc_type="alert")],
+        [Term(keys[:2], (alert_key(TENANT, "0-a0"),), "alert", "2026-09-14T10:00:00")],
+        [Term(keys, doc_type="incident"), Term(alert_keys=(alert_key(TENANT, "1-a1"),))],
+        [Term(keys)],  # 12 documents: cut at 7, asked again in halves
+    ]
+    for terms in cases:
+        expected = sorted(d["_key"] for d in docs if any(t.matches(d) for t in terms))
+        assert expected, terms
+        assert sorted(d["_key"] for d in client.find(terms)) == expected, terms
+    assert client.find([Term()]) == []

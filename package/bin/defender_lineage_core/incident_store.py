@@ -15,9 +15,12 @@ missing field as empty. Alert documents, by far the most numerous, leave out the
 that never apply to them: about a quarter less to encode, send and keep in the KV store.
 
 Both carry ``incident_key = <tenant>:<incident id>`` (Defender incident ids are unique only within
-a tenant), alert documents also ``alert_key = <tenant>:<alert id>``; keys are lower case. One query,
-``{"$or": [{"incident_key": {"$in": [...]}}, {"alert_key": {"$in": [...]}}]}``, returns all a chunk
-of events needs.
+a tenant), alert documents also ``alert_key = <tenant>:<alert id>``; keys are lower case. A summary
+written from an incident with its alerts expanded also lists them (``SUMMARY_ALERT_FIELDS``): the
+reader takes each listed alert as an alert document dated by the summary, so it needs no alert
+document older than the summary (issue 18: one document per incident instead of one per alert and
+writer). ``store_query`` (every document of some keys) is what a reader without that knowledge
+asks; :class:`IncidentCache` with ``find`` asks with :class:`Term` s in two requests instead.
 
 **Writers never race.** The alerts input, the incidents input (its expanded alerts) and the rebuild
 search run as separate processes. Instead of read-modify-write (which loses updates between them),
@@ -30,8 +33,10 @@ comparing ``lastUpdateDateTime`` as instants: an older version never hides a new
 writer was last. An incident needs at most two summary documents and an alert at most three.
 
 **Reading.** :class:`IncidentCache` holds what a search has fetched: the command collects a chunk's
-keys, :meth:`IncidentCache.prefetch` asks for the unknown ones in one request, and every later
-event naming a known (or known-missing) incident costs nothing. Merge chains (``status =
+keys, :meth:`IncidentCache.prefetch` asks for the unknown ones (their summaries, then the alert
+versions newer than them: a KV store query cannot compare one document with another, so the second
+request needs the first's answer), and every later event naming a known (or known-missing)
+incident costs nothing. Merge chains (``status =
 redirected`` with ``redirectIncidentId``) are followed to the survivor; only when a chain leads to an
 incident not fetched yet is there a follow-up request (bounded, rare), and a cycle stops the walk.
 """
@@ -40,7 +45,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Set, Tuple
 
 from defender_lineage_core import taxonomy
 from defender_lineage_core.timestamps import parse_instant
@@ -97,6 +102,11 @@ _ALERT_ONLY = frozenset({"alert_key", "alert_id", "service_source", "detection_s
 _SUMMARY_ONLY = frozenset(f for _, f in SUMMARY_FROM_GRAPH) - {"last_update_date_time"}
 ALERT_DOC_FIELDS: Tuple[str, ...] = tuple(f for f in DOC_FIELDS if f not in _SUMMARY_ONLY)
 INCIDENT_DOC_FIELDS: Tuple[str, ...] = tuple(f for f in DOC_FIELDS if f not in _ALERT_ONLY)
+# What a summary written from an incident with its alerts expanded also carries: its alerts, as
+# parallel lists (one item per alert: id, canonical service, canonical detection). Not lookup
+# fields (the rebuild search writes summaries without them): a summary that lacks them is read as
+# before, with the alert documents of its incident.
+SUMMARY_ALERT_FIELDS: Tuple[str, ...] = ("alert_ids", "alert_service_sources", "alert_detection_sources")
 
 # The contract's enrichment fields (DESIGN.md), in output order.
 INCIDENT_OUTPUT_FIELDS: Tuple[str, ...] = (
@@ -161,6 +171,67 @@ def store_query(incident_keys: Iterable[str], alert_keys: Iterable[str] = ()) ->
         parts.append({"incident_key": {"$in": incidents}})
     if alerts:
         parts.append({"alert_key": {"$in": alerts}})
+    if not parts:
+        return {}
+    return parts[0] if len(parts) == 1 else {"$or": parts}
+
+
+@dataclass(frozen=True)
+class Term:
+    """One part of a KV store query: documents whose ``incident_key`` is one of ``incident_keys``
+    or whose ``alert_key`` is one of ``alert_keys``; only of ``doc_type`` when it is set, and only
+    those whose ``last_update_date_time`` is at or after ``since`` (as text) when it is set.
+
+    ``since`` is a Graph time cut to the second (``2026-09-14T10:00:00``): every Graph timestamp of
+    that second or later (``...10:00:00Z``, ``...10:00:00.5Z``) sorts at or after it as text, every
+    earlier one before, whatever its fraction's length. A store's answer to it may hold a little
+    more than needed (the rest of that second), never less; the reader keeps the newest anyway."""
+
+    incident_keys: Tuple[str, ...] = ()
+    alert_keys: Tuple[str, ...] = ()
+    doc_type: str = ""
+    since: str = ""
+
+    @property
+    def size(self) -> int:
+        return len(self.incident_keys) + len(self.alert_keys)
+
+    def parts(self) -> List[Dict[str, Any]]:
+        extra: Dict[str, Any] = {}
+        if self.doc_type:
+            extra["doc_type"] = self.doc_type
+        if self.since:
+            extra["last_update_date_time"] = {"$gte": self.since}
+        out: List[Dict[str, Any]] = []
+        if self.incident_keys:
+            out.append({"incident_key": {"$in": list(self.incident_keys)}, **extra})
+        if self.alert_keys:
+            out.append({"alert_key": {"$in": list(self.alert_keys)}, **extra})
+        return out
+
+    def matches(self, doc: Mapping[str, Any]) -> bool:
+        """Whether the KV store answers ``doc`` to this term (for stores held in memory: tests)."""
+        if self.doc_type and doc.get("doc_type") != self.doc_type:
+            return False
+        updated = doc.get("last_update_date_time")
+        if self.since and not (isinstance(updated, str) and updated >= self.since):
+            return False
+        return doc.get("incident_key") in self.incident_keys or doc.get("alert_key") in self.alert_keys
+
+    def halves(self) -> Tuple[Term, Term]:
+        """The term with its keys split in two (to ask again when an answer was cut)."""
+        i, a = (len(self.incident_keys) + 1) // 2, (len(self.alert_keys) + 1) // 2
+        first = Term(self.incident_keys[:i], self.alert_keys[:a], self.doc_type, self.since)
+        return first, Term(self.incident_keys[i:], self.alert_keys[a:], self.doc_type, self.since)
+
+
+# [terms] -> the documents matching any; raises when the store cannot answer.
+Finder = Callable[[Sequence[Term]], List[Doc]]
+
+
+def terms_query(terms: Iterable[Term]) -> Dict[str, Any]:
+    """The one KV store query for these terms; {} when there is nothing to ask."""
+    parts = [part for term in terms for part in term.parts()]
     if not parts:
         return {}
     return parts[0] if len(parts) == 1 else {"$or": parts}
@@ -233,12 +304,16 @@ def docs_from_incident(item: Mapping[str, Any], tenant_id: str, origin: str = OR
     summary.update((field, _text(item.get(graph_name))) for graph_name, field in SUMMARY_FROM_GRAPH)
     docs = [summary]
     alerts = item.get("alerts")
-    if isinstance(alerts, list):
+    if isinstance(alerts, list):  # expanded ($expand=alerts): the summary carries them too
         for alert in alerts:
             if isinstance(alert, Mapping):
                 if not _text(alert.get("incidentId")):
                     alert = {**alert, "incidentId": incident_id}
                 docs.extend(docs_from_alert(alert, tenant, origin))
+        members = [d for d in docs[1:] if d["incident_key"] == ikey]  # an expanded alert naming another: not ours
+        summary["alert_ids"] = [d["alert_id"] for d in members]
+        summary["alert_service_sources"] = [d["service_source"] for d in members]
+        summary["alert_detection_sources"] = [d["detection_source"] for d in members]
     return docs
 
 
@@ -273,6 +348,59 @@ def _newer(candidate: Mapping[str, Any], current: Optional[Mapping[str, Any]]) -
     if filled_a != filled_b:
         return filled_a > filled_b
     return _text(candidate.get("_key")) < _text(current.get("_key"))
+
+
+def _listed_alerts(ikey: str, summary: Mapping[str, Any]) -> Optional[List[Tuple[str, str, str, str]]]:
+    """(alert key, alert id, service, detection) of each alert a summary lists; None when it lists
+    none (written without them) or its lists do not line up."""
+    ids = summary.get("alert_ids")
+    services = summary.get("alert_service_sources")
+    detections = summary.get("alert_detection_sources")
+    if not (isinstance(ids, list) and isinstance(services, list) and isinstance(detections, list)):
+        return None
+    if not len(ids) == len(services) == len(detections):
+        return None
+    tenant = _text(summary.get("tenant_id")).lower() or ikey.rpartition(":")[0]
+    listed = []
+    for alert_id, service, detection in zip(ids, services, detections):
+        aid = _text(alert_id)
+        akey = _joined_key(tenant, aid)
+        if akey:
+            listed.append((akey, aid, _text(service), _text(detection)))
+    return listed
+
+
+def _alert_docs_of_summary(
+    ikey: str, summary: Mapping[str, Any], listed: Iterable[Tuple[str, str, str, str]]
+) -> Iterator[Doc]:
+    """The alert documents the incidents input writes beside this summary, as the summary lists
+    them, dated by the summary: it was read with its alerts, so each is at least that recent."""
+    origin = _text(summary.get("origin"))
+    tenant = _text(summary.get("tenant_id")).lower() or ikey.rpartition(":")[0]
+    incident_id = _text(summary.get("incident_id"))
+    updated = _text(summary.get("last_update_date_time"))
+    for akey, aid, service, detection in listed:
+        yield {
+            "_key": doc_key(ALERT, akey, origin),
+            "doc_type": ALERT,
+            "origin": origin,
+            "tenant_id": tenant,
+            "incident_key": ikey,
+            "incident_id": incident_id,
+            "alert_key": akey,
+            "alert_id": aid,
+            "last_update_date_time": updated,
+            "service_source": service,
+            "detection_source": detection,
+        }
+
+
+def _since(summary: Mapping[str, Any]) -> str:
+    """The summary's time cut to the second, for :class:`Term` ("" unless Graph's UTC form)."""
+    text = _text(summary.get("last_update_date_time"))
+    if len(text) >= 20 and text[10] == "T" and text.endswith("Z") and parse_instant(text) is not None:
+        return text[:19]
+    return ""
 
 
 @dataclass(frozen=True)
@@ -344,8 +472,21 @@ class IncidentCache:
     Also an ``IncidentLookup`` (``surviving_incident``) for ``defender_lineage_core.lineage.place``.
     """
 
-    def __init__(self, fetch: Fetcher, max_chain: int = MAX_CHAIN, max_docs: int = MAX_CACHED_DOCS) -> None:
+    def __init__(
+        self,
+        fetch: Optional[Fetcher] = None,
+        max_chain: int = MAX_CHAIN,
+        max_docs: int = MAX_CACHED_DOCS,
+        *,
+        find: Optional[Finder] = None,
+    ) -> None:
+        """``fetch`` asks for every document of some keys (one request a round); ``find``, when
+        given instead, asks for summaries first and then only the alert documents a summary does not
+        already stand for (see :meth:`prefetch`)."""
+        if fetch is None and find is None:
+            raise ValueError("IncidentCache needs fetch or find")
         self._fetch = fetch
+        self._find = find
         self.max_chain = max(1, max_chain)
         self.max_docs = max_docs
         self.requests = 0
@@ -355,6 +496,10 @@ class IncidentCache:
     def _reset(self) -> None:
         self._summaries: Dict[str, Doc] = {}  # incident_key -> newest summary
         self._alerts: Dict[str, Doc] = {}  # alert_key -> newest contribution
+        self._alert_at: Dict[str, int] = {}  # alert_key -> its newest contribution's instant
+        self._alert_parts: Dict[str, Tuple[str, str, str]] = {}  # alert_key -> (id, service, detection)
+        # incident_key -> (instant, listed alert keys) of its newest summary, when that lists alerts
+        self._listing: Dict[str, Tuple[int, List[str]]] = {}
         self._members: Dict[str, Set[str]] = {}  # incident_key -> alert_keys whose newest doc names it
         self._asked_incidents: Set[str] = set()
         self._asked_alerts: Set[str] = set()
@@ -380,19 +525,53 @@ class IncidentCache:
             self._reset()
         ask_incidents = incidents - self._asked_incidents
         ask_alerts = alerts - self._asked_alerts
+        asked: Set[str] = set()
         rounds = 0
         while (ask_incidents or ask_alerts) and rounds <= self.max_chain:
             self._ask(ask_incidents, ask_alerts)
+            asked |= ask_incidents
             rounds += 1
             ask_incidents = self._unfetched_targets(incidents, alerts)
             ask_alerts = set()
+        if self._find is not None and asked:
+            self._ask_alerts_of(asked)
 
     def _ask(self, incidents: Set[str], alerts: Set[str]) -> None:
+        """With ``find``: the incidents' summaries (not their alert documents yet) and the alerts'
+        documents; with ``fetch``: every document of both."""
         self._asked_incidents |= incidents
         self._asked_alerts |= alerts
+        if self._find is not None:
+            summaries = Term(tuple(sorted(incidents)), doc_type=INCIDENT)
+            self._request(lambda find: find([summaries, Term(alert_keys=tuple(sorted(alerts)))]))
+        else:
+            self._request(lambda _: self._fetch(sorted(incidents), sorted(alerts)))  # type: ignore[misc]
+
+    def _ask_alerts_of(self, incidents: Set[str]) -> None:
+        """The alert documents these incidents need beside their summaries, in one request: all of
+        them where the newest summary does not list its alerts (written before summaries did, by the
+        rebuild search, or no summary at all), otherwise only versions at or after the summary's
+        time, of alerts naming the incident (joined it since) or listed in it (moved away since)."""
+        everything: List[str] = []
+        newer: Dict[str, Tuple[List[str], Set[str]]] = {}
+        for ikey in sorted(incidents):
+            summary = self._summaries.get(ikey)
+            listing = self._listing.get(ikey)
+            since = _since(summary) if summary is not None and listing is not None else ""
+            if not since or listing is None:
+                everything.append(ikey)
+                continue
+            ikeys, akeys = newer.setdefault(since, ([], set()))
+            ikeys.append(ikey)
+            akeys.update(listing[1])
+        terms = [Term(tuple(everything), doc_type=ALERT)]
+        terms += [Term(tuple(i), tuple(sorted(a)), ALERT, since) for since, (i, a) in sorted(newer.items())]
+        self._request(lambda find: find(terms))
+
+    def _request(self, ask: Callable[[Any], List[Doc]]) -> None:
         self.requests += 1
         try:
-            docs = self._fetch(sorted(incidents), sorted(alerts))
+            docs = ask(self._find)
         except Exception as error:
             self.failure = f"{type(error).__name__}: {error}"[:300]
             raise StoreUnavailable(self.failure) from error
@@ -426,20 +605,47 @@ class IncidentCache:
             doc_type = _text(doc.get("doc_type"))
             if doc_type == INCIDENT:
                 ikey = _text(doc.get("incident_key")).lower()
-                if ikey and _newer(doc, self._summaries.get(ikey)):
+                if not ikey:
+                    continue
+                listed = _listed_alerts(ikey, doc)
+                at = _instant(doc)
+                if _newer(doc, self._summaries.get(ikey)):
                     self._summaries[ikey] = dict(doc)
+                    if listed is not None:
+                        self._listing[ikey] = (at, [akey for akey, _, _, _ in listed])
+                    else:
+                        self._listing.pop(ikey, None)
+                if listed:  # each listed alert as the incidents input's own alert document says it
+                    self._docs += len(listed)
+                    for alert in _alert_docs_of_summary(ikey, doc, listed):
+                        akey = alert["alert_key"]
+                        parts = (alert["alert_id"], alert["service_source"], alert["detection_source"])
+                        self._add_alert(alert, akey, ikey, at, parts)
             elif doc_type == ALERT:
                 akey = _text(doc.get("alert_key")).lower()
-                current = self._alerts.get(akey)
-                if akey and _newer(doc, current):
-                    if current is not None:
-                        self._members.get(_text(current.get("incident_key")).lower(), set()).discard(akey)
-                    self._alerts[akey] = dict(doc)
+                if akey:
+                    parts = (
+                        _text(doc.get("alert_id")),
+                        _text(doc.get("service_source")),
+                        _text(doc.get("detection_source")),
+                    )
                     ikey = _text(doc.get("incident_key")).lower()
-                    if ikey:
-                        self._members.setdefault(ikey, set()).add(akey)
+                    self._add_alert(dict(doc), akey, ikey, _instant(doc), parts)
         self._views.clear()
         self._views_as_asked.clear()
+
+    def _add_alert(self, doc: Doc, akey: str, ikey: str, at: int, parts: Tuple[str, str, str]) -> None:
+        """Keep ``doc`` (instant ``at``) as alert ``akey``'s version if it is the newest seen."""
+        current_at = self._alert_at.get(akey)
+        if current_at is not None:
+            if at < current_at or (at == current_at and not _newer(doc, self._alerts[akey])):
+                return
+            self._members.get(_text(self._alerts[akey].get("incident_key")).lower(), set()).discard(akey)
+        self._alerts[akey] = doc
+        self._alert_at[akey] = at
+        self._alert_parts[akey] = parts
+        if ikey:
+            self._members.setdefault(ikey, set()).add(akey)
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -510,11 +716,19 @@ class IncidentCache:
         alert_ids: Set[str] = set()
         services: Set[str] = set()
         detections: Set[str] = set()
+        # A summary that lists its alerts was read with them: an alert version older than it that
+        # names the incident but is not listed there left the incident before (its listed alerts
+        # are in the cache at the summary's time, so they are not older).
+        listing = self._listing.get(survivor_key) if summary is not None else None
+        floor = listing[0] if listing is not None else -1
+        alert_at, alert_parts = self._alert_at, self._alert_parts
         for akey in members:
-            doc = self._alerts[akey]
-            alert_ids.add(_text(doc.get("alert_id")))
-            services.add(_text(doc.get("service_source")))
-            detections.add(_text(doc.get("detection_source")))
+            if floor >= 0 and alert_at[akey] < floor:
+                continue
+            alert_id, service, detection = alert_parts[akey]
+            alert_ids.add(alert_id)
+            services.add(service)
+            detections.add(detection)
         for values in (alert_ids, services, detections):
             values.discard("")
         found = summary is not None

@@ -142,6 +142,10 @@ def _match_operators(value: Any, spec: Doc) -> bool:
             strings = _string_set(target)
             if isinstance(value, str) and strings is not None:
                 found = value in strings  # the loop's answer, without a compare per value per doc
+            elif strings is not None and isinstance(value, list):  # an array: any of its strings
+                found = any(isinstance(v, str) and v in strings for v in value)
+            elif strings is not None:  # missing, null, a number...: equal to no string
+                found = False
             else:
                 found = any(_eq(value, t) for t in target)
             ok = found if op == "$in" else not found
@@ -292,25 +296,50 @@ def project(docs: Iterable[Doc], fields_spec: str) -> List[Doc]:
     return out
 
 
-def candidate_values(query: Doc) -> Optional[List[Tuple[str, List[Any]]]]:
+def candidate_values(query: Doc) -> Optional[List[Tuple[Any, ...]]]:
     """For a query that is a disjunction of ``{field: v}`` / ``{field: {"$in": [...]}}`` terms on
     plain fields, those (field, values) pairs, so the store can pre-select rows the way a real KV
     store uses an accelerated field. None when the query has another shape. The full query is
     still evaluated on what comes back, so this only ever narrows the scan."""
     terms = query["$or"] if set(query) == {"$or"} and isinstance(query["$or"], list) else [query]
-    pairs: List[Tuple[str, List[Any]]] = []
+    pairs: List[Tuple[Any, ...]] = []
     for term in terms:
-        if not isinstance(term, dict) or len(term) != 1:
+        if not isinstance(term, dict) or not term:
             return None
-        ((name, cond),) = term.items()
-        if name.startswith("$") or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        # A term with several conditions (implicitly and-ed) pre-selects by one of them, an $in
+        # list first (the narrower, on this collection's accelerated key fields), as a KV store
+        # serves {"incident_key": {"$in": [...]}, "doc_type": ...} from its index on incident_key.
+        choices = [pair for pair in map(_preselect, term.items()) if pair is not None]
+        if not choices:
             return None
-        if isinstance(cond, (str, int, float)) and not isinstance(cond, bool):
-            pairs.append((name, [cond]))
-        elif isinstance(cond, dict) and set(cond) == {"$in"} and isinstance(cond["$in"], list):
-            if not all(isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in cond["$in"]):
-                return None
-            pairs.append((name, list(cond["$in"])))
-        else:
-            return None
+        field, values = max(choices, key=lambda pair: pair[0] == "in")[1]
+        # The term's other conditions on strings (equal to one, or at or after one) narrow further,
+        # as a compound index (collections.conf accelerated_fields.by_incident_type) does.
+        narrower = [narrow for narrow in map(_string_condition, term.items()) if narrow and narrow[0] != field]
+        pairs.append((field, values, *narrower))
     return pairs or None
+
+
+def _string_condition(condition: Tuple[str, Any]) -> Optional[Tuple[str, str, str]]:
+    """(field, "=" or ">=", string) for a condition on a string the store can narrow rows by."""
+    name, cond = condition
+    if name.startswith("$") or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        return None
+    if isinstance(cond, str):
+        return name, "=", cond
+    if isinstance(cond, dict) and set(cond) == {"$gte"} and isinstance(cond["$gte"], str):
+        return name, ">=", cond["$gte"]
+    return None
+
+
+def _preselect(condition: Tuple[str, Any]) -> Optional[Tuple[str, Tuple[str, List[Any]]]]:
+    """("in" or "=", (field, values)) for a condition the store can pre-select rows by."""
+    name, cond = condition
+    if name.startswith("$") or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        return None
+    if isinstance(cond, (str, int, float)) and not isinstance(cond, bool):
+        return "=", (name, [cond])
+    if isinstance(cond, dict) and set(cond) == {"$in"} and isinstance(cond["$in"], list):
+        if all(isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in cond["$in"]):
+            return "in", (name, list(cond["$in"]))
+    return None

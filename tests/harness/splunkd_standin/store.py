@@ -52,7 +52,7 @@ class Store:
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute("PRAGMA busy_timeout=30000")
         self._conn.executescript(_SCHEMA)
-        self._indexed: Set[str] = set()
+        self._indexed: Set[Any] = set()  # fields, and (field, field) compound indexes
 
     def close(self) -> None:
         with self._lock:
@@ -208,28 +208,59 @@ class Store:
         found.sort(key=lambda item: item[0])
         return [doc for _, doc in found]
 
-    def kv_by_values(self, app: str, collection: str, pairs: Sequence[Tuple[str, Sequence[Any]]]) -> List[Doc]:
+    def kv_by_values(self, app: str, collection: str, pairs: Sequence[Tuple[Any, ...]]) -> List[Doc]:
         """Rows whose ``field`` is one of ``values`` for any pair, or is an array (the caller still
-        filters exactly). Each field gets an SQLite expression index, as a real KV store serves a
-        query on an accelerated field from its index instead of scanning the collection."""
-        clauses: List[str] = []
-        args: List[Any] = [app, collection]
-        for field, values in pairs:
+        filters exactly); a pair's further items ``(field, "=" or ">=", string)`` keep only rows
+        whose string ``field`` is equal to or sorts at or after ``string`` (or is an array). Each
+        field gets an SQLite expression index, as a real KV store serves a query on an accelerated
+        field from its index instead of scanning the collection."""
+        found: Dict[int, str] = {}
+        for field, values, *narrower in pairs:  # one SELECT each: SQLite then uses each field's index
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", field):
                 raise ValueError(f"not a plain field name: {field!r}")
             self._ensure_index(field)
             marks = ",".join("?" * len(values))
             # The path is a literal (checked above) so that SQLite can use the expression index.
-            clauses.append(f"(json_extract(data, '$.{field}') IN ({marks}) OR json_type(data, '$.{field}') = 'array')")
-            args += list(values)
-        rows = self._query(
-            f"SELECT data FROM kv_records WHERE app = ? AND collection = ? AND ({' OR '.join(clauses)}) "  # noqa: S608
-            "ORDER BY seq",
-            tuple(args),
-        )
-        return [json.loads(r[0]) for r in rows]
+            # Separate SELECTs, so that each can use an index: the rows holding one of the values
+            # (and meeting the narrowing conditions, from a compound index over the fields), those
+            # where a narrowing field is an array, and those where the field itself is an array.
+            names = [name for name, _, _ in narrower]
+            for name, op, _ in narrower:
+                if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) or op not in ("=", ">="):
+                    raise ValueError(f"not a plain field name or operator: {name!r} {op!r}")
+            # SQLite orders text by its bytes, as the KV store orders strings; a number is never
+            # equal to or after a string in either. A field holding an array may hold a matching
+            # string: such rows come from the other SELECTs and are evaluated exactly by the caller.
+            narrow_sql = "".join(f" AND json_extract(data, '$.{name}') {op} ?" for name, op, _ in narrower)
+            narrow_args = [value for _, _, value in narrower]
+            in_values = f"json_extract(data, '$.{field}') IN ({marks})"
+            wheres: List[Tuple[str, List[Any]]] = [(in_values + narrow_sql, [*values, *narrow_args])]
+            if narrower:
+                self._ensure_index(field, *names)
+            for name in names:  # from the (nearly empty) index of the rows where it is an array
+                self._ensure_index(name)
+                wheres.append((f"json_type(data, '$.{name}') = 'array' AND +{in_values}", list(values)))
+            wheres.append((f"json_type(data, '$.{field}') = 'array'", []))
+            for where, where_args in wheres:
+                rows = self._query(
+                    f"SELECT seq, data FROM kv_records WHERE app = ? AND collection = ? AND {where}",  # noqa: S608
+                    (app, collection, *where_args),
+                )
+                found.update(rows)
+        return [json.loads(found[seq]) for seq in sorted(found)]
 
-    def _ensure_index(self, field: str) -> None:
+    def _ensure_index(self, field: str, *then: str) -> None:
+        if then:  # a compound index (collections.conf accelerated_fields with several fields)
+            fields = (field, *then)
+            if fields in self._indexed:
+                return
+            columns = ", ".join(f"json_extract(data, '$.{name}')" for name in fields)
+            with self._lock:
+                self._conn.execute(
+                    f"CREATE INDEX IF NOT EXISTS kv_by_{'_'.join(fields)} ON kv_records (app, collection, {columns})"
+                )
+                self._indexed.add(fields)
+            return
         if field in self._indexed:
             return
         with self._lock:
