@@ -9,17 +9,14 @@ the Authorization header; it is not logged and not part of any error text raised
 
 from __future__ import annotations
 
-import http.client
 import json
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
-from urllib.parse import urlsplit
 
-from splunklib import binding, client
+from defender_lineage_splunkd_json import SplunkdJson
 
 from defender_lineage_core.incident_store import COLLECTION, Doc, Term, store_query, terms_query
 
 APP = "TA-defender-lineage"
-OWNER = "nobody"
 BATCH_SAVE_LIMIT = 1000  # limits.conf [kvstore] max_documents_per_batch_save
 # A GET query longer than this goes as a POST to batch_find instead (URL length limits).
 MAX_GET_QUERY_CHARS = 6000
@@ -27,7 +24,6 @@ MAX_GET_QUERY_CHARS = 6000
 # documents for one query and says nothing of the rest, so an answer this long may be cut.
 MAX_ROWS_PER_QUERY = 50_000
 DEFAULT_TIMEOUT = 10.0
-_JSON_HEADERS = [("Content-Type", "application/json")]
 
 
 def _json_body(value: Any) -> memoryview:
@@ -45,15 +41,8 @@ class IncidentStoreError(Exception):
     """The KV store did not answer as expected (unreachable, unavailable, refused, bad reply)."""
 
 
-def _address(splunkd_uri: str) -> Dict[str, Any]:
-    parts = urlsplit(splunkd_uri or "")
-    if not parts.scheme or not parts.hostname:
-        raise IncidentStoreError(f"splunkd URI is not a URL: {splunkd_uri!r}")
-    return {"scheme": parts.scheme, "host": parts.hostname, "port": parts.port or 8089}
-
-
 class IncidentStoreClient:
-    """``fetch`` and ``save`` for the incident store, as the app's ``nobody`` namespace sees it."""
+    """``fetch``, ``find`` and ``save`` for the incident store, as the app's ``nobody`` namespace sees it."""
 
     def __init__(
         self,
@@ -65,37 +54,18 @@ class IncidentStoreClient:
     ) -> None:
         self.app = app
         self.path = f"storage/collections/data/{collection}"
-        self.requests = 0
-        # client.Service makes no request when it is given a token (no login round trip).
-        self._service = client.Service(
-            token=session_key,
-            app=app,
-            owner=OWNER,
-            autologin=False,
-            handler=binding.handler(timeout=timeout),
-            **_address(splunkd_uri),
-        )
+        self._splunkd = SplunkdJson(session_key, splunkd_uri, app, timeout, IncidentStoreError, "KV store")
 
     def __repr__(self) -> str:  # never show the session key
         return f"IncidentStoreClient(app={self.app!r}, path={self.path!r})"
 
+    @property
+    def requests(self) -> int:
+        """Requests made to splunkd so far."""
+        return self._splunkd.requests
+
     def _call(self, method: str, sub: str, **kwargs: Any) -> Any:
-        self.requests += 1
-        target = self.path + sub
-        try:
-            if method == "GET":
-                response = self._service.get(target, owner=OWNER, app=self.app, **kwargs)
-            else:
-                response = self._service.post(target, owner=OWNER, app=self.app, headers=_JSON_HEADERS, **kwargs)
-            text = response.body.read().decode("utf-8")
-        except binding.HTTPError as error:
-            raise IncidentStoreError(f"KV store answered HTTP {error.status} {error.reason}") from None
-        except (OSError, http.client.HTTPException) as error:  # refused, reset, timed out, TLS
-            raise IncidentStoreError(f"KV store unreachable: {type(error).__name__}: {error}") from None
-        try:
-            return json.loads(text) if text.strip() else None
-        except ValueError:
-            raise IncidentStoreError("KV store answered with something that is not JSON") from None
+        return self._splunkd.call(method, self.path + sub, **kwargs)
 
     def fetch(self, incident_keys: Sequence[str], alert_keys: Sequence[str] = ()) -> List[Doc]:
         """All documents naming any of these incident keys or alert keys: ONE request, unless

@@ -16,13 +16,11 @@ tenant id. The session key is only sent in the Authorization header, never logge
 
 from __future__ import annotations
 
-import http.client
 import json
 import logging
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
-from urllib.parse import urlsplit
 
-from splunklib import binding, client
+from defender_lineage_splunkd_json import SplunkdJson
 
 from defender_lineage_core.tenants import tenant_name_rows
 
@@ -31,10 +29,8 @@ from .app import APP, TENANT_CONF, TENANTS_COLLECTION
 if TYPE_CHECKING:  # splunkd.py needs solnlib (the built lib/); the Tenants handler imports this module too
     from .splunkd import SplunkSettings
 
-OWNER = "nobody"
 TIMEOUT = 10.0
 ROW_FIELDS = ("tenant_id", "tenant_name", "account")
-_JSON_HEADERS = [("Content-Type", "application/json")]
 
 
 class TenantLookupError(Exception):
@@ -45,43 +41,18 @@ class TenantLookup:
     """The Tenants-tab conf file and the tenants collection, as the app's ``nobody`` namespace sees them."""
 
     def __init__(self, session_key: str, server_uri: str, timeout: Optional[float] = TIMEOUT) -> None:
-        parts = urlsplit(server_uri or "")
-        if not parts.scheme or not parts.hostname:
-            raise TenantLookupError(f"splunkd URI is not a URL: {server_uri!r}")
-        self.requests = 0
-        # client.Service makes no request when given a token (no login round trip).
-        self._service = client.Service(
-            token=session_key,
-            app=APP,
-            owner=OWNER,
-            autologin=False,
-            handler=binding.handler(timeout=timeout),
-            scheme=parts.scheme,
-            host=parts.hostname,
-            port=parts.port or 8089,
-        )
+        self._splunkd = SplunkdJson(session_key, server_uri, APP, timeout, TenantLookupError, "splunkd", name_path=True)
 
     def __repr__(self) -> str:  # never show the session key
         return f"TenantLookup(app={APP!r}, collection={TENANTS_COLLECTION!r})"
 
+    @property
+    def requests(self) -> int:
+        """Requests made to splunkd so far."""
+        return self._splunkd.requests
+
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        self.requests += 1
-        try:
-            if method == "GET":
-                response = self._service.get(path, owner=OWNER, app=APP, **kwargs)
-            elif method == "DELETE":
-                response = self._service.delete(path, owner=OWNER, app=APP, **kwargs)
-            else:
-                response = self._service.post(path, owner=OWNER, app=APP, headers=_JSON_HEADERS, **kwargs)
-            text = response.body.read().decode("utf-8")
-        except binding.HTTPError as error:
-            raise TenantLookupError(f"splunkd answered HTTP {error.status} {error.reason} for {path}") from None
-        except (OSError, http.client.HTTPException) as error:  # refused, reset, timed out, TLS
-            raise TenantLookupError(f"splunkd unreachable: {type(error).__name__}: {error}") from None
-        try:
-            return json.loads(text) if text.strip() else None
-        except ValueError:
-            raise TenantLookupError(f"splunkd answered {path} with something that is not JSON") from None
+        return self._splunkd.call(method, path, **kwargs)
 
     def conf_entries(self) -> Dict[str, Dict[str, Any]]:
         """Tenants-tab entries by label, this app's only (as solnlib's ``get_all(only_current_app=True)``);
