@@ -31,6 +31,7 @@ from .faults import (
     FaultPlan,
     FaultRule,
     gzip_bomb,
+    with_bad_rows,
     with_expires_in,
     with_next_link,
 )
@@ -901,6 +902,8 @@ class _Handler(BaseHTTPRequestHandler):
                     b'"@odata.nextLink":"' + sim.base_url.encode(),
                     b'"@odata.nextLink":"' + rule.link_base.rstrip("/").encode(),
                 )
+            if rule is not None and rule.kind == "bad_rows" and hunting_match and status == 200:
+                body = with_bad_rows(body, rule)
             if rule is not None and rule.kind in TRANSPORT_KINDS:
                 self._send_transport_fault(rule, rec, status, body, ctype, extra)
                 return
