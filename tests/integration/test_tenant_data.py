@@ -84,19 +84,7 @@ def test_a_response_action_changes_the_customer_tenants_alert_only(
     sim.set_roles(*DEFAULT_ROLES, ALERT_WRITE)
     seed_account(splunkd, sim, "home")
     for name, tenant in (("contoso", CONTOSO), ("fabrikam", FABRIKAM)):
-        splunkd.add_ucc_account(
-            name,
-            {
-                "tenant_id": tenant,
-                "client_id": sim.client_id,
-                "auth_type": "client_secret",
-                "client_secret": sim.client_secret,
-                "cloud": "custom",
-                "login_url": sim.base_url,
-                "graph_url": sim.base_url,
-            },
-            encrypted=["client_secret"],
-        )
+        seed_account(splunkd, sim, name, tenant_id=tenant)
     contoso = data[CONTOSO]
     alert = next(a for a in contoso.visible_at("alerts_v2") if a["status"] != "resolved")
     versions = {name: len(d.alert_versions()) for name, d in (("fabrikam", data[FABRIKAM]), ("home", sim.tenant))}
