@@ -29,13 +29,18 @@ def install_app(standin: SplunkdStandin, addon: Path = ADDON) -> None:
 
 
 def seed_account(
-    standin: SplunkdStandin, sim: GraphSimulator, name: str = "demo", secret: Optional[str] = None
+    standin: SplunkdStandin,
+    sim: GraphSimulator,
+    name: str = "demo",
+    secret: Optional[str] = None,
+    tenant_id: Optional[str] = None,
 ) -> None:
-    """An account pointing at the simulator, stored as UCC stores it (secret in storage/passwords)."""
+    """An account pointing at the simulator, stored as UCC stores it (secret in storage/passwords);
+    ``tenant_id``: a customer tenant of the simulator instead of its home tenant (same credential)."""
     standin.add_ucc_account(
         name,
         {
-            "tenant_id": sim.tenant_id,
+            "tenant_id": tenant_id or sim.tenant_id,
             "client_id": sim.client_id,
             "auth_type": "client_secret",
             "client_secret": sim.client_secret if secret is None else secret,

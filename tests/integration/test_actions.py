@@ -80,6 +80,7 @@ def test_update_incident_end_to_end(addon, python, sim: GraphSimulator, splunkd:
             "resource": "incidents",
             "id": incident["id"],
             "path": f"/v1.0/security/incidents/{incident['id']}",
+            "tenant": "",  # the home tenant's incident, written there
             "body": {
                 "classification": "falsePositive",
                 "determination": "notMalicious",
@@ -91,6 +92,7 @@ def test_update_incident_end_to_end(addon, python, sim: GraphSimulator, splunkd:
             "resource": "incidents",
             "id": incident["id"],
             "path": f"/v1.0/security/incidents/{incident['id']}/comments",
+            "tenant": "",
             "body": {"comment": "Closed from Splunk: false positive"},
         },
     ]

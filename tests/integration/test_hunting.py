@@ -255,6 +255,52 @@ def test_bad_kql_is_answered_400_and_logged_once_with_the_input_name(addon, pyth
     assert summaries(tmp_path)[-1]["status"] == "failed"
 
 
+def _state(splunkd: SplunkdStandin) -> Dict[str, object]:
+    state = json.loads(json.dumps(splunkd.kv_records("ta_defender_lineage_checkpoints")[0]))
+    state = state.get("state", state)
+    return json.loads(state) if isinstance(state, str) else state
+
+
+def test_rows_with_invalid_bytes_are_repaired_and_an_unreadable_row_is_skipped(addon, python, sim, splunkd, tmp_path):
+    """Invalid UTF-8 in two rows of an answer, and a row no parser reads whole: the answer is not refused.
+    The two rows are written with U+FFFD in place of their bytes (one warning with the count), the
+    unreadable one is left out (a bad_item warning), both counted in run_summary; the cursor moves."""
+    seed_account(splunkd, sim, "acme")
+    sim.faults.add(kind="bad_rows", resource="runHuntingQuery", bad_rows=2, unreadable_rows=1, times=None)
+    first = run(splunkd, tmp_path, python, query="AlertInfo", lookback="P30D", env=FAST)
+    assert first.returncode == 0, first.stderr[-2000:]
+    window = first_window(sim)
+    clean = json.loads(sim.hunting_tables.run({"Query": "AlertInfo", "Timespan": window}, sim._clock, ""))["results"]
+    assert len(clean) > 10
+    written = rows(first)
+    assert [r["AlertId"] for r in written] == [r["AlertId"] for r in clean[:2] + clean[3:]]
+    assert [r["Title"] for r in written[:2]] == [str(r["Title"]) + "\ufffd\ufffd" for r in clean[:2]]
+    assert not any("\ufffd" in json.dumps(r, ensure_ascii=False) for r in written[2:])
+    lines = log_lines(tmp_path)
+    repaired = [line for line in lines if "bad_rows input=h" in line]
+    assert len(repaired) == 1 and "rows=2 reason=invalid_utf8" in repaired[0] and "WARNING" in repaired[0]
+    skipped = [line for line in lines if "bad_item resource=runHuntingQuery" in line]
+    assert len(skipped) == 1 and "reason=nesting_too_deep position=2" in skipped[0]
+    summary = summaries(tmp_path)[-1]
+    assert summary["status"] == "ok" and summary["rows"] == str(len(clean) - 1)
+    assert (summary["bad_items_repaired"], summary["bad_items_skipped"]) == ("2", "1")
+    assert _state(splunkd)["end"] == format_instant(_window_end(window)), "the cursor moved to the window's end"
+
+    # The next run reads its overlap again: nothing written twice, the repaired rows not counted again.
+    second = run(splunkd, tmp_path, python, query="AlertInfo", lookback="P30D", env=FAST)
+    assert second.returncode == 0 and second.events == []
+    again = summaries(tmp_path)[-1]
+    assert again["status"] == "ok" and again["bad_items_repaired"] == "0"
+
+
+def _window_end(timespan: str) -> int:
+    from defender_lineage_core.timestamps import parse_instant
+
+    ticks = parse_instant(timespan.split("/")[1])
+    assert ticks is not None
+    return ticks
+
+
 # ---- lineage ------------------------------------------------------------------------------------------
 
 

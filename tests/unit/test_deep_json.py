@@ -23,10 +23,12 @@ def test_a_dynamic_hunting_column_nested_too_deep_is_kept_as_text():
     assert hunting.normalise_value("dynamic", DEEP) == DEEP
 
 
-def test_a_hunting_answer_nested_too_deep_is_a_malformed_response():
-    run = hunting.HuntingRun.__new__(hunting.HuntingRun)  # only the parsing step is exercised
+def test_a_hunting_row_nested_too_deep_is_skipped_and_a_deep_envelope_is_a_malformed_response():
+    # A row no parser reads whole is one bad row (skipped, reported), as a listing's item is; the answer stands.
+    rows, _schema, bad = hunting.read_answer(('{"schema":[],"results":' + DEEP + "}").encode())
+    assert rows == [] and [(b.position, b.reason, b.repaired) for b in bad] == [(0, "nesting_too_deep", False)]
     with pytest.raises(MalformedResponse, match="not JSON"):
-        run._rows(('{"schema":[],"results":' + DEEP + "}").encode(), 0, 1)
+        hunting.read_answer(('{"schema":' + DEEP + ',"results":[]}').encode())
 
 
 def test_the_account_checks_hunting_probe_survives_an_answer_nested_too_deep(sim):

@@ -157,3 +157,16 @@ def test_account_check_names_threat_hunting_read_all_when_it_is_missing(sim):
         check_account(_account(sim), hunting=True)
     assert info.value.kind == "missing_permission" and "ThreatHunting.Read.All (runHuntingQuery)" in str(info.value)
     assert time.monotonic() - started < 10
+
+
+def test_bad_rows_fault_puts_invalid_bytes_and_an_unreadable_row_in_the_answer(sim):
+    clean = results(post(sim, {"Query": "AlertInfo", "Timespan": "P30D"}))["results"]
+    sim.faults.add(kind="bad_rows", resource="runHuntingQuery", bad_rows=2, unreadable_rows=1)
+    content = post(sim, {"Query": "AlertInfo", "Timespan": "P30D"}).content
+    with pytest.raises(UnicodeDecodeError):
+        content.decode("utf-8")
+    assert content.count(b"\xff\xfe") == 2 and b"[" * 100_000 in content
+    text = content.decode("utf-8", "replace")
+    for row in clean[:2]:
+        assert json.dumps(row["Title"])[:-1] + "\ufffd\ufffd" + '"' in text
+    assert json.dumps(clean[2]["AlertId"]) not in text and json.dumps(clean[3]["AlertId"]) in text

@@ -604,3 +604,56 @@ def test_rows_name_the_table_their_query_reads_and_it_is_not_fingerprinted():
         k: v for k, v in h.written[0].item.items() if k not in (hunting.HUNTING_TABLE_FIELD, hunting.QUERY_NAME_FIELD)
     }
     assert hunting.fingerprint(row) in h.state.recent
+
+
+# ---- answers that cannot be read whole ---------------------------------------------------------------
+
+
+def _answer_bytes(rows: List[bytes]) -> bytes:
+    return b'{"schema":' + json.dumps(SCHEMA).encode() + b',"results":[' + b",".join(rows) + b"]}"
+
+
+def _row(n: int, name: bytes = b"pc") -> bytes:
+    return b'{"Timestamp":"' + format_instant(T0 + n * S).encode() + b'","DeviceName":"' + name + b'","N":%d}' % n
+
+
+def test_read_answer_repairs_invalid_bytes_row_by_row_and_leaves_out_what_cannot_be_read():
+    deep = b'{"N":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    content = _answer_bytes([_row(0), _row(1, b"pc\xff\xfe1"), deep, b"17", _row(4)])
+    rows, schema, bad = hunting.read_answer(content)
+    assert schema == SCHEMA
+    assert [r["N"] for r in rows] == [0, 1, 4] and rows[1]["DeviceName"] == "pc\ufffd\ufffd1"
+    assert [(b.position, b.reason, b.repaired) for b in bad] == [
+        (1, "invalid_utf8", True),
+        (2, "nesting_too_deep", False),
+        (3, "not_an_object", False),
+    ]
+    assert bad[0].item is rows[1], "the repaired row is the one written"
+    # A sound answer is read whole; a result that is not an object is still reported, not dropped silently.
+    rows, _, bad = hunting.read_answer(_answer_bytes([_row(0), b"null"]))
+    assert [r["N"] for r in rows] == [0] and [(b.position, b.reason) for b in bad] == [(1, "not_an_object")]
+
+
+@pytest.mark.parametrize("content", [_answer_bytes([_row(0)])[:-9], b'{"schema":"\xff","results":{}}', b"[]"])
+def test_read_answer_refuses_an_answer_whose_envelope_is_not_sound(content: bytes):
+    with pytest.raises(hunting.MalformedResponse):
+        hunting.read_answer(content)
+
+
+def test_bad_rows_are_counted_once_and_the_window_still_moves(caplog):
+    graph = FakeHunting([])
+    content = _answer_bytes([_row(0), _row(1, b"\xc3("), b'{"N":' + b"[" * 100_000 + b"]" * 100_000 + b"}"])
+    graph.always = lambda window: Response(200, content)
+    h = Harness(graph, now=T0 + 60 * S)
+    with caplog.at_level("WARNING"):
+        run = h.run()
+    assert [r.item["N"] for r in h.written] == [0, 1] and h.written[1].item["DeviceName"] == "\ufffd("
+    assert (run.stats.bad_repaired, run.stats.bad_skipped, run.stats.windows) == (1, 1, 1)
+    assert h.state.end == T0 + 60 * S, "the cursor moves past the window"
+    warnings = [r.getMessage() for r in caplog.records]
+    assert sum("bad_rows input=dpe" in w and "rows=1 reason=invalid_utf8" in w for w in warnings) == 1
+    assert sum("bad_item resource=runHuntingQuery input=dpe" in w and "position=2" in w for w in warnings) == 1
+    # Asked again (the overlap): the repaired row is a duplicate, not repaired a second time.
+    h.now += 60 * S
+    again = h.run()
+    assert again.stats.bad_repaired == 0 and again.stats.skipped == 2

@@ -35,6 +35,10 @@ How it stays honest (paste into the README)
   fingerprints of written rows whose ``Timestamp`` lies inside the overlap (and, mid-window, of
   every row written so far), so a row re-read in an overlap or a split is skipped, and a killed
   run repeats at most ``SAVE_EVERY_ROWS`` rows. Two rows identical in every column are one row.
+* **Bad rows.** An answer with invalid UTF-8 bytes or a row nested too deep is read row by row
+  (``odata.parse_results_bytes``): a row's invalid bytes become U+FFFD (one ``bad_rows`` warning per
+  window), a row that cannot be read or is not an object is skipped (a ``bad_item`` warning each),
+  both counted in ``run_summary``; the window is taken as usual. Only an unsound envelope is refused.
 * **Types** follow the response ``schema``: booleans become JSON ``true``/``false`` whatever Graph
   sends (``1``/``0`` before 25 Feb 2026, ``True``/``False`` after, and Kusto's ``SByte`` type for
   bool); ints and longs become JSON integers, reals JSON numbers (NaN and infinities stay text),
@@ -58,6 +62,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 from .budget import DeadlineReached, RequestBudget, per_minute_from_environment, wait_for_slot
 from .errors import GraphError, MalformedResponse, graph_error, safe_id, safe_text
 from .graph_client import GraphClient, RetryPolicy
+from .odata import INVALID_UTF8, NOT_AN_OBJECT, BadItem, PageFormatError, parse_results_bytes
 from .timestamps import TICKS_PER_SECOND, format_instant, parse_instant
 
 RESOURCE = "runHuntingQuery"
@@ -284,6 +289,44 @@ def row_ticks(row: Mapping[str, Any]) -> Optional[int]:
     return None
 
 
+def read_answer(content: bytes) -> Tuple[List[Dict[str, Any]], Any, List[BadItem]]:
+    """(rows, ``schema``, rows that could not be read as they came) of a 200 answer; MalformedResponse
+    when the answer itself is not a JSON object with a ``results`` list.
+
+    A sound answer is read whole. One that is not (invalid UTF-8 bytes, a row nested too deep) is read
+    row by row, as a listing page is (odata.py): a row whose only fault is invalid bytes is kept with
+    U+FFFD in their place (a ``BadItem`` with ``repaired`` and the row as ``item``), any other is left
+    out; a result that is not an object is left out too. Only an unsound envelope refuses the answer."""
+    bad: List[BadItem] = []
+    try:
+        body = json.loads(content.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: nested too deep to read
+        try:
+            read, envelope = parse_results_bytes(content, bad)
+        except PageFormatError:
+            raise MalformedResponse(
+                f"Graph answered runHuntingQuery with HTTP 200 but the body is not JSON ({len(content)} bytes); "
+                "the checkpoint stays.",
+                status=200,
+                resource=RESOURCE,
+            ) from None
+        return read, envelope.get("schema"), bad
+    results = body.get("results") if isinstance(body, dict) else None
+    if not isinstance(results, list):
+        raise MalformedResponse(
+            "Graph answered runHuntingQuery with HTTP 200 but without a results list; the checkpoint stays.",
+            status=200,
+            resource=RESOURCE,
+        )
+    rows: List[Dict[str, Any]] = []
+    for position, row in enumerate(results):
+        if isinstance(row, dict):
+            rows.append(row)
+        else:
+            bad.append(BadItem(position, NOT_AN_OBJECT, "", repaired=False))
+    return rows, body.get("schema"), bad
+
+
 # -- state -----------------------------------------------------------------------------------------
 
 
@@ -336,6 +379,8 @@ class HuntingStats:
     timeouts: int = 0
     caps: int = 0
     truncated: int = 0  # one-second windows still over a cap (written as Graph sent them)
+    bad_repaired: int = 0  # rows written with U+FFFD in place of invalid UTF-8 bytes
+    bad_skipped: int = 0  # rows that could not be read (nested too deep, not JSON, not an object): left out
     stopped_early: bool = False
     quota_deferred: bool = False
     newest: Optional[int] = None
@@ -348,6 +393,7 @@ class _Answer:
     kinds: Dict[str, str] = field(default_factory=dict)
     wait: float = 0.0
     reason: str = ""
+    bad: List[BadItem] = field(default_factory=list)  # rows not read as they came (read_answer)
 
 
 # -- the run ---------------------------------------------------------------------------------------
@@ -443,7 +489,7 @@ class HuntingRun:
                         len(answer.rows),
                         answer.reason,
                     )
-                self._take(answer.rows, answer.kinds, end)
+                self._take(answer.rows, answer.kinds, start, end, answer.bad)
         except DeadlineReached as exc:
             self.stats.stopped_early = True
             self.log.warning("run_deadline input=%s: %s", self.name, str(exc).rstrip("."))
@@ -521,41 +567,31 @@ class HuntingRun:
         raise graph_error(status, error, RESOURCE)
 
     def _rows(self, content: bytes, start: int, end: int) -> _Answer:
-        try:
-            body = json.loads(content.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: nested too deep to read
-            raise MalformedResponse(
-                f"Graph answered runHuntingQuery with HTTP 200 but the body is not JSON ({len(content)} bytes); "
-                "the checkpoint stays.",
-                status=200,
-                resource=RESOURCE,
-            ) from None
-        results = body.get("results") if isinstance(body, dict) else None
-        if not isinstance(results, list):
-            raise MalformedResponse(
-                "Graph answered runHuntingQuery with HTTP 200 but without a results list; the checkpoint stays.",
-                status=200,
-                resource=RESOURCE,
-            )
-        rows = [r for r in results if isinstance(r, dict)]
-        kinds = column_types(body.get("schema"))
+        rows, schema, bad = read_answer(content)
+        kinds = column_types(schema)
         if len(rows) >= self.row_cap:
             self.stats.caps += 1
-            return _Answer("split", rows, kinds, reason=f"row cap ({len(rows)} rows)")
+            return _Answer("split", rows, kinds, reason=f"row cap ({len(rows)} rows)", bad=bad)
         if len(content) >= self.size_cap * SIZE_MARGIN:
             self.stats.caps += 1
-            return _Answer("split", rows, kinds, reason=f"size cap ({len(content)} bytes)")
-        return _Answer("rows", rows, kinds)
+            return _Answer("split", rows, kinds, reason=f"size cap ({len(content)} bytes)", bad=bad)
+        return _Answer("rows", rows, kinds, bad=bad)
 
     # ---------------------------------------------------------------- writing
-    def _take(self, rows: List[Dict[str, Any]], kinds: Mapping[str, str], end: int) -> None:
+    def _take(
+        self, rows: List[Dict[str, Any]], kinds: Mapping[str, str], start: int, end: int, bad: List[BadItem]
+    ) -> None:
         batch: List[Row] = []
+        repaired = {id(b.item) for b in bad if b.repaired}
+        written_repaired = 0
         for raw in rows:
             row = normalise_row(raw, kinds)
             key = fingerprint(row)
             if key in self.state.recent:
                 self.stats.skipped += 1
                 continue
+            if repaired and id(raw) in repaired:
+                written_repaired += 1  # counted once: re-read in an overlap, it is a duplicate
             ticks = row_ticks(row)
             when = ticks if ticks is not None else end
             item = dict(row)
@@ -570,10 +606,37 @@ class HuntingRun:
                 self._flush(batch)  # a kill repeats at most this many rows
                 batch = []
         self._flush(batch)
+        self._report_bad_rows(bad, written_repaired, start, end)
         self.stats.windows += 1
         self.state.end = end if self.state.end is None else max(self.state.end, end)
         self.state.prune(self.state.end - self.overlap)
         self.save(self.state)
+
+    def _report_bad_rows(self, bad: List[BadItem], written_repaired: int, start: int, end: int) -> None:
+        """One warning for the rows written with U+FFFD (they have no id to name), one per row left out."""
+        window = format_timespan(start, end)
+        if written_repaired:
+            self.stats.bad_repaired += written_repaired
+            self.log.warning(
+                "bad_rows input=%s window=%s rows=%d reason=%s: written with U+FFFD in place of their invalid bytes",
+                self.name,
+                window,
+                written_repaired,
+                INVALID_UTF8,
+            )
+        for skipped in bad:
+            if skipped.repaired:
+                continue
+            self.stats.bad_skipped += 1
+            self.log.warning(
+                "bad_item resource=%s input=%s window=%s reason=%s position=%d: skipped; the rest of the answer "
+                "is written",
+                RESOURCE,
+                self.name,
+                window,
+                skipped.reason,
+                skipped.position,
+            )
 
     def _flush(self, batch: List[Row]) -> None:
         if not batch:

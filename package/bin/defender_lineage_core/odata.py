@@ -90,6 +90,26 @@ def parse_collection_bytes(
     return items, texts, next_link
 
 
+def parse_results_bytes(content: bytes, bad: List[BadItem]) -> Tuple[List[Dict[str, Any]], Dict[str, Any]]:
+    """A ``runHuntingQuery`` answer read row by row, as a listing page is read item by item: (the rows
+    of ``results``, the envelope's other members such as ``schema``). A row holding invalid UTF-8 is
+    repaired and a row that cannot be read is left out, each reported in ``bad`` (its ``item`` the
+    repaired row); an envelope that is not sound raises PageFormatError. The rare path: a sound answer
+    is read whole by ``json.loads`` (hunting.py)."""
+    envelope: Dict[str, Any] = {}
+    try:
+        text, escaped = content.decode("utf-8"), False
+    except UnicodeDecodeError:
+        text, escaped = content.decode("utf-8", "surrogateescape"), True
+    try:
+        rows, _texts, _link = _parse(text, [], bad, escaped, "results", envelope)
+    except (ValueError, IndexError) as exc:
+        raise PageFormatError(str(exc)) from None
+    except RecursionError:
+        raise PageFormatError("a member of the answer is nested too deep to read") from None
+    return rows, envelope
+
+
 def _skip(text: str, index: int) -> int:
     match = _WHITESPACE.match(text, index)
     return match.end() if match else index
@@ -125,8 +145,15 @@ def parse_collection(
 
 
 def _parse(
-    text: str, spent: List[Any], bad: List[BadItem], escaped: bool
+    text: str,
+    spent: List[Any],
+    bad: List[BadItem],
+    escaped: bool,
+    list_key: str = "value",
+    envelope: Optional[Dict[str, Any]] = None,
 ) -> Tuple[List[Dict[str, Any]], List[str], Optional[Any]]:
+    # ``list_key``: the member holding the items (``value``; ``results`` for hunting). ``envelope``: gets
+    # every other member of the top-level object.
     items: List[Dict[str, Any]] = []
     texts: List[str] = []
     next_link: Optional[Any] = None
@@ -142,17 +169,19 @@ def _parse(
             index = _skip(text, index)
             _expect(text, index, ":")
             index = _skip(text, index + 1)
-            if key == "value" and text[index : index + 1] == "[":
+            if key == list_key and text[index : index + 1] == "[":
                 found_value = True
                 items, texts = [], []  # as json.loads: the last duplicate key wins
                 del bad[:]
                 index = _read_array(text, index, items, texts, spent, bad, escaped)
             else:
                 value, index = _DECODER.raw_decode(text, index)
-                if key == "value":
+                if key == list_key:
                     found_value = False
                 elif key == "@odata.nextLink":
                     next_link = value
+                if envelope is not None and key != list_key:
+                    envelope[key] = value
             index = _skip(text, index)
             if _expect(text, index, ",}") == "}":
                 break
@@ -161,7 +190,7 @@ def _parse(
     if index != len(text):
         raise PageFormatError(f"unexpected data after the page at offset {index}")
     if not found_value:
-        raise PageFormatError("the page has no 'value' list")
+        raise PageFormatError(f"the page has no '{list_key}' list")
     return items, texts, next_link
 
 

@@ -81,7 +81,8 @@ def log_hunting_summary(
     named = f" tenant_name={label}" if label else ""
     logger.info(
         "run_summary input=%s status=%s account=%s tenant=%s%s resource=%s rows=%d skipped_duplicates=%d "
-        "windows=%d splits=%d caps=%d timeouts=%d truncated=%d quota_waits=%d quota_wait_seconds=%.1f "
+        "windows=%d splits=%d caps=%d timeouts=%d truncated=%d bad_items_skipped=%d bad_items_repaired=%d "
+        "quota_waits=%d quota_wait_seconds=%.1f "
         "rate_waits=%d quota_deferred=%s requests=%d token_requests=%d retries=%d throttled=%d "
         "budget_wait_seconds=%.1f stopped_early=%s run_seconds=%.2f lag_seconds=%s",
         full_name,
@@ -97,6 +98,8 @@ def log_hunting_summary(
         s.caps,
         s.timeouts,
         s.truncated,
+        s.bad_skipped,
+        s.bad_repaired,
         s.quota_waits,
         s.quota_wait_seconds,
         s.rate_waits,

@@ -80,7 +80,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     # What it served, for benchmarks that run it in its own process.
     tokens = sum(1 for r in sim.requests if r.path.endswith("/token"))
     hunting = len(sim.hunting_requests())
-    rows = sim.hunting_tables.rows_served if hunting else 0
+    rows = sim.hunting_rows_served
     served = {"requests": len(sim.requests), "tokens": tokens, "hunting": hunting, "hunting_rows": rows}
     sys.stdout.write(json.dumps(served) + "\n")
     sys.stdout.flush()

@@ -17,6 +17,10 @@ Kinds:
                   while a listing is paged), then handle the request normally
   foreign_link    the normal response, its `@odata.nextLink` pointing at `link_base` instead of the
                   simulator (another host, or https dropped)
+  bad_rows        a runHuntingQuery answer (HTTP 200) whose first `bad_rows` rows carry the invalid
+                  UTF-8 bytes `bad_bytes` at the end of `bad_column` (its last text column when the
+                  row has none), and whose next `unreadable_rows` rows are replaced by a row nested
+                  100,000 levels deep (no parser reads it whole); the rest as generated
 `delay` also applies before any other kind.
 
 Transport kinds (hostile or broken servers; see ``transport_body`` and the builders below):
@@ -52,6 +56,7 @@ KINDS = (
     "expire_tokens",
     "call",
     "foreign_link",
+    "bad_rows",
     *("trickle", "trickle_head", "gzip_bomb", "self_link", "token_expires", "html"),  # transport kinds
 )
 RESOURCES = ("token", "alerts_v2", "incidents", "runHuntingQuery", "graph", "other", "*")
@@ -104,6 +109,10 @@ class FaultRule:
         trickle_rate: float = 1.0,
         bomb_bytes: int = 1 << 30,
         expires_in: Optional[str] = None,
+        bad_rows: int = 0,
+        unreadable_rows: int = 0,
+        bad_bytes: bytes = b"\xff\xfe",
+        bad_column: str = "Title",
     ) -> None:
         if kind not in KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; expected one of {KINDS}")
@@ -138,6 +147,11 @@ class FaultRule:
         self.trickle_rate = trickle_rate
         self.bomb_bytes = bomb_bytes
         self.expires_in = expires_in
+        # bad_rows
+        self.bad_rows = bad_rows
+        self.unreadable_rows = unreadable_rows
+        self.bad_bytes = bad_bytes
+        self.bad_column = bad_column
         self.seen = 0  # matching requests so far
         self.fired = 0  # times applied
 
@@ -298,3 +312,30 @@ def with_expires_in(body: bytes, expires_in: Optional[str]) -> bytes:
 
 def json_string(text: str) -> bytes:
     return json.dumps(text).encode()
+
+
+UNREADABLE_DEPTH = 100_000
+
+
+def with_bad_rows(body: bytes, rule: FaultRule) -> bytes:
+    """A hunting answer with invalid bytes in its first rows and unreadable rows after them (``bad_rows``)."""
+    answer = json.loads(body)
+    results = answer.pop("results")
+    head = json.dumps(answer, separators=(",", ":"), ensure_ascii=False).encode("utf-8")[:-1]
+    texts: List[bytes] = []
+    for number, row in enumerate(results):
+        if number < rule.bad_rows:
+            texts.append(_row_with_bytes(row, rule.bad_column, rule.bad_bytes))
+        elif number < rule.bad_rows + rule.unreadable_rows:
+            texts.append(b'{"Deep":' + b"[" * UNREADABLE_DEPTH + b"]" * UNREADABLE_DEPTH + b"}")
+        else:
+            texts.append(json.dumps(row, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+    return head + b',"results":[' + b",".join(texts) + b"]}"
+
+
+def _row_with_bytes(row: Dict[str, Any], column: str, raw: bytes) -> bytes:
+    if not isinstance(row.get(column), str):
+        column = [k for k, v in row.items() if isinstance(v, str)][-1]
+    marker = "\u0000BAD-BYTES\u0000"
+    text = json.dumps({**row, column: row[column] + marker}, separators=(",", ":"), ensure_ascii=False)
+    return text.encode("utf-8").replace(json.dumps(marker)[1:-1].encode(), raw)

@@ -31,6 +31,7 @@ from .faults import (
     FaultPlan,
     FaultRule,
     gzip_bomb,
+    with_bad_rows,
     with_expires_in,
     with_next_link,
 )
@@ -230,7 +231,8 @@ class GraphSimulator:
         self.assertion_verifier: AssertionVerifier = default_assertion_verifier
         self.faults = FaultPlan()
         self.hunting = HuntingSettings()  # runHuntingQuery's caps, quota, timeout and boolean form
-        self._hunting_tables: Optional[HuntingTables] = None
+        # runHuntingQuery's tables, one set per tenant ("" the home tenant): each its own rows and CPU quota.
+        self._hunting_tables: Dict[str, HuntingTables] = {}
         self.requests: List[RequestRecord] = []
         self._forgotten_before = 0.0  # requests that arrived before this (time.time()) are not recorded
         self.writes: List[Dict[str, Any]] = []  # accepted PATCH / comment bodies (writes.py)
@@ -386,14 +388,36 @@ class GraphSimulator:
         """runHuntingQuery calls; each record's ``query`` holds the body's Query and Timespan."""
         return [r for r in self.requests if r.resource == "runHuntingQuery"]
 
+    def data_of(self, customer: str = "") -> SyntheticTenant:
+        """The alerts and incidents a token of ``customer`` ("" for the home tenant) reads, hunts and writes:
+        the customer tenant's own data, or the home tenant's when it was given none. Graph picks the tenant
+        from the token's ``tid`` alone (no request names another tenant), so a token of tenant A never sees
+        or changes tenant B's own data."""
+        return self.customer_data.get(customer, self.tenant) if customer else self.tenant
+
     @property
     def hunting_tables(self) -> HuntingTables:
-        if self._hunting_tables is None or self._hunting_tables.tenant is not self.tenant:
-            self._hunting_tables = HuntingTables(self.tenant, self.hunting)
-        self._hunting_tables.settings = self.hunting
-        return self._hunting_tables
+        """The home tenant's hunting tables (``hunting_tables_of`` for a customer tenant's)."""
+        return self.hunting_tables_of("")
 
-    def handle_hunting(self, raw_body: bytes) -> bytes:
+    def hunting_tables_of(self, customer: str) -> HuntingTables:
+        """A tenant's hunting tables, built from ``data_of(customer)``: its AlertInfo rows carry its alert ids,
+        and its CPU quota is counted apart from every other tenant's (Graph's quota is per tenant)."""
+        data = self.data_of(customer)
+        with self._lock:
+            tables = self._hunting_tables.get(customer)
+            if tables is None or tables.tenant is not data:
+                tables = self._hunting_tables[customer] = HuntingTables(data, self.hunting)
+        tables.settings = self.hunting
+        return tables
+
+    @property
+    def hunting_rows_served(self) -> int:
+        """Rows in successful runHuntingQuery answers, every tenant's (for benchmarks)."""
+        with self._lock:
+            return sum(t.rows_served for t in self._hunting_tables.values())
+
+    def handle_hunting(self, raw_body: bytes, customer: str = "") -> bytes:
         try:
             body = json.loads(raw_body.decode("utf-8")) if raw_body else None
         except (UnicodeDecodeError, ValueError):
@@ -401,7 +425,7 @@ class GraphSimulator:
         if not isinstance(body, dict):
             raise _GraphError(400, "BadRequest", "The request body is not a valid JSON object.")
         try:
-            return self.hunting_tables.run(body, self._clock, self.base_url)
+            return self.hunting_tables_of(customer).run(body, self._clock, self.base_url)
         except HuntingFault as fault:
             raise _GraphError(fault.status, fault.code, fault.message, fault.headers) from None
 
@@ -606,7 +630,7 @@ class GraphSimulator:
     def handle_graph(
         self, resource: str, item_id: Optional[str], opts: Dict[str, str], include_unknown: bool, customer: str = ""
     ) -> bytes:
-        data = self.customer_data.get(customer, self.tenant) if customer else self.tenant
+        data = self.data_of(customer)
         coll: Collection = data.alerts if resource == "alerts_v2" else data.incidents
         clock = self._clock
         context = f"{self.base_url}/v1.0/$metadata#security/{resource}"
@@ -878,6 +902,8 @@ class _Handler(BaseHTTPRequestHandler):
                     b'"@odata.nextLink":"' + sim.base_url.encode(),
                     b'"@odata.nextLink":"' + rule.link_base.rstrip("/").encode(),
                 )
+            if rule is not None and rule.kind == "bad_rows" and hunting_match and status == 200:
+                body = with_bad_rows(body, rule)
             if rule is not None and rule.kind in TRANSPORT_KINDS:
                 self._send_transport_fault(rule, rec, status, body, ctype, extra)
                 return
@@ -934,10 +960,10 @@ class _Handler(BaseHTTPRequestHandler):
             if self.command != "GET" or COMMENTS_PATH.match(coll_match.string):
                 if not is_write(self.command, coll_match.string):
                     raise _GraphError(405, "BadRequest", "Specified HTTP method is not allowed for the request uri.")
-                sim.check_token(headers.get("authorization"))
+                customer = sim.check_token(headers.get("authorization"))
                 try:
                     body = handle_write(
-                        sim, self.command, resource, coll_match.group(2), coll_match.string, self._raw_body
+                        sim, self.command, resource, coll_match.group(2), coll_match.string, self._raw_body, customer
                     )
                 except WriteRefused as refused:
                     raise _GraphError(refused.status, refused.code, refused.message) from None
@@ -977,7 +1003,7 @@ class _Handler(BaseHTTPRequestHandler):
                 raise _GraphError(405, "BadRequest", "Specified HTTP method is not allowed for the request uri.")
             customer = sim.check_token(headers.get("authorization"))
             sim.check_roles("runHuntingQuery", customer)
-            body = sim.handle_hunting(raw_body)
+            body = sim.handle_hunting(raw_body, customer)
             extra["OData-Version"] = "4.0"
             return 200, body, JSON_GRAPH, extra
         except _GraphError as err:

@@ -141,12 +141,23 @@ def is_write(method: str, path: str) -> bool:
 
 
 def handle_write(
-    sim: GraphSimulator, method: str, resource: str, item_id: Optional[str], path: str, raw: bytes
+    sim: GraphSimulator,
+    method: str,
+    resource: str,
+    item_id: Optional[str],
+    path: str,
+    raw: bytes,
+    customer: str = "",
 ) -> bytes:
-    """The 200 body of an accepted write; raises WriteRefused with Graph's status and message."""
+    """The 200 body of an accepted write; raises WriteRefused with Graph's status and message.
+
+    ``customer``: the tenant of the request's token ("" for the home tenant). The write needs the role
+    consented THERE and changes that tenant's data only (``sim.data_of``): an id of another tenant is
+    404, as Graph answers for an id it does not find in the token's tenant."""
     required = WRITE_ROLES[resource]
-    if required not in sim.app_roles:
-        granted = ", ".join(sorted(sim.app_roles)) or "none"
+    roles = (sim.customer_tenants.get(customer) or set()) if customer else sim.app_roles
+    if required not in roles:
+        granted = ", ".join(sorted(roles)) or "none"
         raise WriteRefused(
             403,
             "Forbidden",
@@ -154,7 +165,8 @@ def handle_write(
         )
     if not item_id:
         raise WriteRefused(405, "BadRequest", "Specified HTTP method is not allowed for the request uri.")
-    collection = sim.tenant.alerts if resource == "alerts_v2" else sim.tenant.incidents
+    data = sim.data_of(customer)
+    collection = data.alerts if resource == "alerts_v2" else data.incidents
     found = collection.latest(item_id, sim._clock)
     if found is None:
         raise WriteRefused(404, "NotFound", f"No {resource[:-1]} found with id '{item_id}'.")
@@ -184,8 +196,10 @@ def handle_write(
     item["lastUpdateDateTime"] = stamp
     if method == "POST":
         item["comments"][-1]["createdDateTime"] = stamp
-    sim.tenant.add_version(resource, item)
-    sim.writes.append({"method": method, "resource": resource, "id": item_id, "path": path, "body": body})
+    data.add_version(resource, item)
+    sim.writes.append(
+        {"method": method, "resource": resource, "id": item_id, "path": path, "body": body, "tenant": customer}
+    )
     context = f"{sim.base_url}/v1.0/$metadata#security/{resource}"
     if method == "PATCH":
         answer = {"@odata.context": f"{context}/$entity", **item}
