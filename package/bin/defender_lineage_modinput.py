@@ -119,6 +119,7 @@ class _ListingRun:
             session=self.handles.graph_session(),
             stanza_tenants=self.handles.stanza_tenants,
         )
+        client.page_slots = self.handles.page_slots()
         store = self.handles.checkpointer()
         state = CursorState.from_json(store.get(key), account.tenant_id)
         if state is None:

@@ -27,6 +27,7 @@ import math
 import random
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, AbstractSet, Any, Callable, Dict, Iterator, List, Mapping, Optional, Protocol, Tuple
 from urllib.parse import urlsplit
@@ -47,6 +48,7 @@ from .errors import (
     safe_text,
 )
 from .odata import BadItem, PageFormatError, parse_collection_bytes
+from .page_slots import PageSlots
 from .proxy import mount_proxy_credentials
 from .transport import MAX_BODY_BYTES, ExchangeTimeout, bounded_exchange
 
@@ -190,6 +192,8 @@ class GraphClient:
         self._token: Optional[str] = None
         self._token_expires = 0.0
         self.stats = ClientStats()
+        # Shared by the tenants of one run (page_slots.py); None: pages are bounded by the caller alone.
+        self.page_slots: Optional[PageSlots] = None
         self._graph = urlsplit(endpoints.graph_root)
 
     # -- token -----------------------------------------------------------------------------
@@ -323,30 +327,40 @@ class GraphClient:
         is then emptied while the next page is parsed, so the next page reuses its memory
         (``odata.parse_collection`` says why that matters); its ``texts`` are left alone.
         """
-        page = self.get_page(self.resource_url(resource), resource, params, fail_fast)
+        slots = self.page_slots
+        response: Optional[requests.Response] = self._fetch_page(
+            self.resource_url(resource), resource, params, fail_fast
+        )
+        spent: Optional[List[Any]] = None
         followed: set = set()  # the opaque nextLinks followed in this listing
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="graph-prefetch") as prefetch:
             while True:
-                following = follow(page)
-                if following is not None and following[1] is None:
-                    if following[0] in followed:
-                        yield page  # its items are sound; only the way on is not
-                        raise PagingLoop(
-                            f"Graph sent an @odata.nextLink for {resource} that this listing already followed (a "
-                            "paging loop); paging stopped, the cursor stays after the last page written.",
-                            resource=resource,
-                        )
-                    followed.add(following[0])
-                upcoming = (
-                    prefetch.submit(self._fetch_page, following[0], resource, following[1], fail_fast)
-                    if following is not None
-                    else None
-                )
-                yield page
+                # The page's slot (page_slots.py): taken once its body is here, held while it is parsed and
+                # the caller writes and commits it, given back when the caller asks for the next one.
+                with slots.held() if slots is not None else nullcontext():
+                    assert response is not None
+                    page = self._parse_page(response, resource, spent)
+                    response = None  # the body is parsed: not held while waiting for the next slot
+                    following = follow(page)
+                    if following is not None and following[1] is None:
+                        if following[0] in followed:
+                            yield page  # its items are sound; only the way on is not
+                            raise PagingLoop(
+                                f"Graph sent an @odata.nextLink for {resource} that this listing already followed "
+                                "(a paging loop); paging stopped, the cursor stays after the last page written.",
+                                resource=resource,
+                            )
+                        followed.add(following[0])
+                    upcoming = (
+                        prefetch.submit(self._fetch_page, following[0], resource, following[1], fail_fast)
+                        if following is not None
+                        else None
+                    )
+                    yield page
                 if upcoming is None:
                     return
                 spent = page.items if recycle else None
-                page = self._parse_page(upcoming.result(), resource, spent)
+                response = upcoming.result()
 
     def _parse_page(self, response: requests.Response, resource: str, spent: Optional[List[Any]] = None) -> Page:
         bad: List[BadItem] = []

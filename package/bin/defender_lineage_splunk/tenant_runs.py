@@ -3,8 +3,11 @@
 Each tenant is collected by ``collect(account, checkpoint_key, label)`` with the input's account
 re-pointed at the tenant's id (a multi-tenant app registration reaches each consented tenant with
 the same credential), under its own cursor, token, budget share and ``run_summary`` line, on a
-bounded pool of worker threads (``TENANT_WORKERS`` in defender_lineage_core/tenants.py). The run's
-deadline is shared; a tenant waiting on a 429 or a slow Graph holds one worker, never the others.
+bounded pool of worker threads (``TENANT_WORKERS`` in defender_lineage_core/tenants.py), wide because
+an idle tenant's poll is mostly waiting; the pages they parse, write and commit at once are fewer
+(``PAGE_SLOTS``, defender_lineage_core/page_slots.py), which is what bounds a backfill's memory. The
+run's deadline is shared; a tenant waiting on a 429 or a slow Graph holds one worker and no page slot,
+never the others.
 One tenant's failure is logged as its own ``run_failed`` line and never stops the rest; the run
 ends with one ``run_summary scope=run`` line. Pages reach splunkd whole through one stream lock
 (defender_lineage_eventstream.write_page).
