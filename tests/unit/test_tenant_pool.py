@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from concurrent.futures import ThreadPoolExecutor
-from typing import Iterator, List
+from typing import Any, Dict, Iterator, List, Optional
 
 import pytest
 
 from defender_lineage_core.clouds import resolve
 from defender_lineage_core.graph_client import ClientSecret, GraphClient, account_session
 from defender_lineage_core.page_slots import PageSlots
+from defender_lineage_core.tenant_pool import run_each
 from defender_lineage_core.tenants import PAGE_SLOTS, TENANT_WORKERS, connection_pool_size, worker_count
 from defender_lineage_core.transport import share_between_tenants
 from tests.harness.graph_sim import GraphSimulator, SyntheticTenant
@@ -93,3 +95,65 @@ def test_a_listing_stopped_early_gives_its_slot_back(sim: GraphSimulator):
 
 def test_the_pool_is_wider_than_the_page_bound():
     assert worker_count({}, 500) == TENANT_WORKERS > PAGE_SLOTS
+
+
+class _Stats:
+    """A tenant's run summary, standing in for collector.RunStats."""
+
+
+def test_a_run_holds_no_finished_tenants_results():
+    """Idle memory flat in the tenant count: what a finished tenant's collection returned is let go (the
+    pool made a future per tenant up front, holding every tenant's result until the run ended); the run
+    still answers the last tenant's stats and how many tenants failed."""
+    workers = 2
+    labels = [f"c{n:03d}" for n in range(60)]
+    made: Dict[str, Any] = {}
+    most_alive = 0
+    lock = threading.Lock()
+
+    def collect(label: str) -> Optional[_Stats]:
+        nonlocal most_alive
+        with lock:
+            most_alive = max(most_alive, sum(1 for ref in made.values() if ref() is not None))
+            stats = _Stats()
+            made[label] = weakref.ref(stats)
+        return None if label == "c010" else stats
+
+    failed, last = run_each(labels, collect, workers, "tenant")
+    assert len(made) == 60 and failed == 1 and last is made["c059"]()
+    assert most_alive <= 2 * workers, f"{most_alive} finished tenants' results were still held"
+
+
+def test_a_defect_in_one_call_reaches_the_caller_after_the_others():
+    done: List[int] = []
+
+    def one(n: int) -> int:
+        if n == 3:
+            raise RuntimeError("defect")
+        done.append(n)
+        return n
+
+    with pytest.raises(RuntimeError):
+        run_each(list(range(10)), one, 1, "tenant")
+    assert run_each([], one, 4, "tenant") == (0, None)
+
+
+def test_a_page_whose_body_was_cut_waits_for_its_retry_without_a_slot(sim: GraphSimulator):
+    """The slot is taken with a 200's headers; a body cut mid-way is retried after a back-off, and the
+    tenant waits that back-off holding no slot (it would hold up the pages of every other tenant)."""
+    sim.faults.add(kind="truncate", resource="alerts_v2", times=1)
+    slots = PageSlots(1)
+    during_waits: List[int] = []
+
+    def sleep(seconds: float) -> None:
+        during_waits.append(slots.in_use)
+
+    endpoints = resolve("custom", sim.base_url, sim.base_url)
+    client = GraphClient(
+        endpoints, sim.tenant_id, sim.client_id, ClientSecret(sim.client_secret), account="msp", sleep=sleep
+    )
+    client.page_slots = slots
+    ids = {item["id"] for page in client.pages("alerts_v2", dict(SMALL_PAGES)) for item in page.items}
+    assert ids == {item_id for item_id, _, _ in sim.tenant.alert_versions()}
+    assert during_waits and during_waits[0] == 0, f"slots held while waiting to retry: {during_waits}"
+    assert slots.in_use == 0 and slots.peak == 1

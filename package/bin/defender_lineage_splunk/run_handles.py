@@ -16,8 +16,7 @@ import requests
 from solnlib.modular_input import checkpointer
 
 from defender_lineage_core.graph_client import account_session
-from defender_lineage_core.page_slots import PageSlots
-from defender_lineage_core.tenants import PAGE_SLOTS, connection_pool_size
+from defender_lineage_core.tenants import connection_pool_size
 from defender_lineage_core.transport import share_between_tenants
 
 from .app import USER_AGENT
@@ -53,7 +52,3 @@ class RunHandles:
 
     def checkpointer(self) -> checkpointer.KVStoreCheckpointer:
         return self.once("checkpointer", self.splunk.checkpointer)
-
-    def page_slots(self) -> PageSlots:
-        """The run's bound on pages held at once, whatever the number of tenant workers (page_slots.py)."""
-        return self.once("page_slots", lambda: PageSlots(PAGE_SLOTS))

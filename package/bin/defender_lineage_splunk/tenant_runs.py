@@ -18,8 +18,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, List, Optional, Sequence, TypeVar
+from typing import Callable, Optional, Sequence, TypeVar
 
 from solnlib import log
 
@@ -27,6 +26,7 @@ from defender_lineage_core import settings as cfg
 from defender_lineage_core.errors import DefenderLineageError, MissingPermission
 from defender_lineage_core.process_tuning import share_heaps_between_threads
 from defender_lineage_core.proxy import proxy_auth_message
+from defender_lineage_core.tenant_pool import run_each
 from defender_lineage_core.tenants import CONSENT_CODES, Tenant, admin_consent_url, select_tenants, worker_count
 
 from .inputs import checkpoint_key
@@ -79,13 +79,12 @@ def run_tenants(
             )
         return None
 
-    results: List[Optional[Stats]] = []
+    failed = len(problems)
+    last: Optional[Stats] = None
     if tenants:
         share_heaps_between_threads()  # peak memory set by the workers, not by the tenants gone through
-        workers = worker_count(os.environ, len(tenants))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tenant") as pool:
-            results = list(pool.map(one, tenants))
-    failed = len(problems) + sum(1 for stats in results if stats is None)
+        # A finished tenant leaves its count only, not a future and its result (tenant_pool.py).
+        tenant_failures, last = run_each(tenants, one, worker_count(os.environ, len(tenants)), "tenant")
+        failed += tenant_failures
     log_tenants_summary(logger, full_name, account, len(tenants) + len(problems), failed, started)
-    last = results[-1] if results else None
     return last if failed == 0 else None
