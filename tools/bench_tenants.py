@@ -257,7 +257,12 @@ def report(
             f"{single['wall_s']:.2f} s wall per tenant for alerts + incidents (median of {SINGLE_STANZA_RUNS} idle "
             "runs of each, process start included).",
             f"- Idle peak RSS from {idle[0]['tenants']} to {idle[-1]['tenants']} tenants: {growth:+.0%} "
-            f"({per_tenant_kb:.1f} KB a tenant, the pool's widening to {TENANT_WORKERS} workers included).",
+            f"({per_tenant_kb:.1f} KB a tenant"
+            + (
+                f", the pool's widening to {TENANT_WORKERS} workers included)."
+                if idle[0]["tenants"] < TENANT_WORKERS
+                else ")."
+            ),
         ]
         # Flatness in the tenant count is judged where the pool is as wide as it gets: below
         # TENANT_WORKERS tenants a run starts one worker per tenant (threads and their connections),
