@@ -23,7 +23,8 @@ from defender_lineage_core import settings as cfg
 from defender_lineage_core.collector import Collection, CursorState, ResourceSpec, RunStats, Version
 from defender_lineage_core.incident_store import Doc, docs_from_items
 from defender_lineage_core.page_commits import PageCommitter
-from defender_lineage_core.tenants import parse_tenants_field
+from defender_lineage_core.page_slots import PageSlots
+from defender_lineage_core.tenants import PAGE_SLOTS, parse_tenants_field
 from defender_lineage_core.timestamps import now_ticks
 from defender_lineage_splunk.clients import run_client
 from defender_lineage_splunk.inputs import INPUT_KINDS, checkpoint_key, source_for
@@ -71,6 +72,7 @@ def run_one(
         # The account's own tenant, under the cursor key inputs have always used (no re-ingest on upgrade).
         stats = run.collect(account, checkpoint_key(input_type, name), label="")
     else:
+        run.page_slots = PageSlots(PAGE_SLOTS)  # many tenants wait at once; few pages are held at once
         stats = run_tenants(splunk, logger, input_type, name, account, wanted, run.collect, started)
     log.modular_input_end(logger, full_name)
     return stats
@@ -103,6 +105,9 @@ class _ListingRun:
         self.splunk = splunk
         self.started = started
         self.handles = RunHandles(splunk)
+        # Set for a run over Tenants-tab entries (defender_lineage_core/page_slots.py); a run of the
+        # account's own tenant is bounded by its one thread and keeps its page-recycling as it was.
+        self.page_slots: Optional[PageSlots] = None
 
     def collect(self, account: cfg.Account, key: str, label: str) -> Optional[RunStats]:
         """One tenant (``account.tenant_id``) under the cursor ``key``; ``label`` names a Tenants-tab entry."""
@@ -119,6 +124,7 @@ class _ListingRun:
             session=self.handles.graph_session(),
             stanza_tenants=self.handles.stanza_tenants,
         )
+        client.page_slots = self.page_slots
         store = self.handles.checkpointer()
         state = CursorState.from_json(store.get(key), account.tenant_id)
         if state is None:
@@ -170,7 +176,11 @@ class _ListingRun:
         # Each page's documents and cursor are saved on worker threads while the next page is prepared;
         # defender_lineage_core/page_commits.py says why no guarantee is lost.
         committer: PageCommitter[List[Doc]] = PageCommitter(
-            sink.write, save_docs, lambda cursor: store.update(key, cursor)
+            # Over many tenants a page keeps its slot until committed (page_slots.py).
+            sink.write,
+            save_docs,
+            lambda cursor: store.update(key, cursor),
+            settle=self.page_slots is not None,
         )
         try:
             with committer:

@@ -9,6 +9,7 @@ consent, the event's ``source`` and the cursor.
 from __future__ import annotations
 
 import json
+import threading
 from collections import Counter
 from pathlib import Path
 from typing import Dict, List
@@ -264,3 +265,41 @@ def test_tenant_entries_are_read_as_json_and_of_this_app_only(
     assert {e.source for e in result.events} == {f"ms_graph://{CONTOSO}/security/alerts_v2"}
     reads = [c for c in splunkd.calls if "conf-ta_defender_lineage_tenant" in c.path]
     assert len(reads) == 1 and reads[0].query.get("output_mode") == ["json"]
+
+
+class ConcurrentRequests:
+    """A simulator ``call`` fault that counts the requests inside it at once: each waits (bounded) until
+    ``target`` are in, so the peak is how many the input keeps waiting on Graph together, not a time."""
+
+    def __init__(self, target: int, patience: float = 3.0) -> None:
+        self.target, self.patience = target, patience
+        self.inside = self.peak = 0
+        self._cond = threading.Condition()
+
+    def __call__(self, sim: GraphSimulator, ctx: object) -> None:
+        with self._cond:
+            self.inside += 1
+            self.peak = max(self.peak, self.inside)
+            self._cond.notify_all()
+            self._cond.wait_for(lambda: self.inside >= self.target, timeout=self.patience)
+            self.inside -= 1
+
+
+@pytest.mark.integration
+def test_idle_tenants_wait_on_graph_together_beyond_the_page_bound(
+    addon, python, sim: GraphSimulator, splunkd: SplunkdStandin, tmp_path: Path
+):
+    """Issue 15 item 4: an idle poll is waiting, so more tenants than the eight pages a run parses at once
+    wait on Graph together (the pool was eight workers wide: at most 8 requests in flight)."""
+    seed_account(splunkd, sim, "msp")
+    tenants = [tenant_guid(n + 1) for n in range(24)]
+    for n, tenant in enumerate(tenants):
+        sim.add_customer_tenant(tenant, *READ_ALL)
+        add_tenant(splunkd, f"customer-{n:03d}", tenant)
+    gauge = ConcurrentRequests(target=16)
+    sim.faults.add(kind="call", resource="alerts_v2", action=gauge, times=None)
+    params = {"account": "msp", "start_date": FAR_BACK, "tenants": "*", "interval": "120"}
+    result = run_input(splunkd, tmp_path, "defender_alerts", "mssp", params, python, addon=addon)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert set(by_source(result.events)) == {f"ms_graph://{t}/security/alerts_v2" for t in tenants}
+    assert gauge.peak >= 16, f"at most {gauge.peak} tenants waited on Graph at once"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import List, Tuple
+from typing import Any, List, Tuple
 
 import pytest
 
@@ -177,3 +177,20 @@ def test_commits_queued_behind_a_failed_one_never_run():
         queue.wait()
     queue.close()
     assert ran == []
+
+
+def test_a_settling_committer_returns_from_cursor_once_it_is_saved():
+    """Over many tenants a page keeps its slot until committed (page_slots.py): ``cursor`` waits for
+    the documents and the cursor save instead of leaving them in flight."""
+    gate = threading.Event()
+    saved: List[Any] = []
+
+    def save_docs(docs: Any) -> None:
+        gate.wait(5)
+
+    committer: PageCommitter[List[str]] = PageCommitter(lambda text: None, save_docs, saved.append, settle=True)
+    with committer:
+        committer.page("events", ["doc"])
+        threading.Timer(0.05, gate.set).start()
+        committer.cursor({"cursor": 1})
+        assert saved == [{"cursor": 1}], "cursor() returned before its commit was done"

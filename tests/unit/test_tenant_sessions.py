@@ -97,7 +97,7 @@ def test_a_cookie_one_tenant_is_given_is_never_sent_for_another():
 def test_the_shared_pool_keeps_a_connection_for_each_request_in_flight():
     shared = share_between_tenants(account_session({}, "test"), connection_pool_size({}))
     sizes = {adapter.poolmanager.connection_pool_kw.get("maxsize") for adapter in shared.adapters.values()}
-    assert sizes == {2 * TENANT_WORKERS + 1}  # requests' default (10) would drop connections of 8 workers
+    assert sizes == {2 * TENANT_WORKERS + 1}  # requests' default (10) would drop connections of the workers
 
 
 def test_a_run_counts_each_stanzas_tenants_once(monkeypatch: pytest.MonkeyPatch):

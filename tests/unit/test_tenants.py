@@ -196,9 +196,9 @@ def test_pages_of_concurrent_tenants_reach_stdout_whole():
 
 
 def test_worker_count_is_bounded_by_the_knob_and_the_tenants():
-    assert worker_count({}, 100) == 8 and worker_count({}, 3) == 3 and worker_count({}, 0) == 1
-    assert worker_count({"TA_DEFENDER_LINEAGE_TENANT_WORKERS": "32"}, 100) == 32
-    assert worker_count({"TA_DEFENDER_LINEAGE_TENANT_WORKERS": "zero"}, 100) == 8
+    assert worker_count({}, 100) == 32 and worker_count({}, 3) == 3 and worker_count({}, 0) == 1
+    assert worker_count({"TA_DEFENDER_LINEAGE_TENANT_WORKERS": "8"}, 100) == 8
+    assert worker_count({"TA_DEFENDER_LINEAGE_TENANT_WORKERS": "zero"}, 100) == 32
 
 
 def test_the_per_tenant_cursors_of_one_input_and_of_no_other_are_matched():

@@ -25,8 +25,9 @@ import json
 import logging
 import math
 import random
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, AbstractSet, Any, Callable, Dict, Iterator, List, Mapping, Optional, Protocol, Tuple
 from urllib.parse import urlsplit
@@ -47,6 +48,7 @@ from .errors import (
     safe_text,
 )
 from .odata import BadItem, PageFormatError, parse_collection_bytes
+from .page_slots import PageSlots
 from .proxy import mount_proxy_credentials
 from .transport import MAX_BODY_BYTES, ExchangeTimeout, bounded_exchange
 
@@ -190,6 +192,9 @@ class GraphClient:
         self._token: Optional[str] = None
         self._token_expires = 0.0
         self.stats = ClientStats()
+        # Shared by the tenants of one run (page_slots.py); None: pages are bounded by the caller alone.
+        self.page_slots: Optional[PageSlots] = None
+        self._page_slot = threading.local()  # this thread's page fetch: wants a slot, holds one
         self._graph = urlsplit(endpoints.graph_root)
 
     # -- token -----------------------------------------------------------------------------
@@ -321,32 +326,99 @@ class GraphClient:
 
         ``recycle``: the caller is done with a page when it asks for the next one. Its ``items`` list
         is then emptied while the next page is parsed, so the next page reuses its memory
-        (``odata.parse_collection`` says why that matters); its ``texts`` are left alone.
+        (``odata.parse_collection`` says why that matters); its ``texts`` are left alone. With
+        ``page_slots`` (a run over many tenants) both are emptied before the page's slot is given back
+        instead: the memory is then reused by whichever tenant parses next.
         """
-        page = self.get_page(self.resource_url(resource), resource, params, fail_fast)
+        response: Optional[requests.Response] = self._fetch_held(
+            self.resource_url(resource), resource, params, fail_fast
+        )
+        spent: Optional[List[Any]] = None
         followed: set = set()  # the opaque nextLinks followed in this listing
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="graph-prefetch") as prefetch:
-            while True:
-                following = follow(page)
-                if following is not None and following[1] is None:
-                    if following[0] in followed:
-                        yield page  # its items are sound; only the way on is not
-                        raise PagingLoop(
-                            f"Graph sent an @odata.nextLink for {resource} that this listing already followed (a "
-                            "paging loop); paging stopped, the cursor stays after the last page written.",
-                            resource=resource,
+        upcoming: Optional[Future[requests.Response]] = None  # holds a page slot until its page is taken
+        try:
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="graph-prefetch") as prefetch:
+                while True:
+                    # The page's slot (page_slots.py) was taken with its answer's headers; it is given back
+                    # once the caller asks for the next page or stops.
+                    try:
+                        assert response is not None
+                        page = self._parse_page(response, resource, spent)
+                        response = None  # parsed: the body is not held while the next answer arrives
+                        following = follow(page)
+                        if following is not None and following[1] is None:
+                            if following[0] in followed:
+                                yield page  # its items are sound; only the way on is not
+                                raise PagingLoop(
+                                    f"Graph sent an @odata.nextLink for {resource} that this listing already "
+                                    "followed (a paging loop); paging stopped, the cursor stays after the last page "
+                                    "written.",
+                                    resource=resource,
+                                )
+                            followed.add(following[0])
+                        upcoming = (
+                            prefetch.submit(self._fetch_held, following[0], resource, following[1], fail_fast)
+                            if following is not None
+                            else None
                         )
-                    followed.add(following[0])
-                upcoming = (
-                    prefetch.submit(self._fetch_page, following[0], resource, following[1], fail_fast)
-                    if following is not None
-                    else None
-                )
-                yield page
-                if upcoming is None:
-                    return
-                spent = page.items if recycle else None
-                page = self._parse_page(upcoming.result(), resource, spent)
+                        yield page
+                        if recycle and self.page_slots is not None:
+                            # Done with: let its memory go before its slot does, so a tenant waiting for
+                            # its next answer holds no page (what the slots bound is what is held).
+                            page.items.clear()
+                            if page.texts is not None:
+                                page.texts.clear()
+                    finally:
+                        response = None
+                        self._give_slot_back()
+                    if upcoming is None:
+                        return
+                    spent = page.items if recycle else None
+                    taken, upcoming = upcoming, None
+                    response = taken.result()
+                    del taken  # the future would keep the body alive past the page's slot
+        finally:
+            # A caller that stopped early leaves a prefetched answer (finished: the pool waited for it).
+            if upcoming is not None and upcoming.done() and upcoming.exception() is None:
+                self._give_slot_back()
+
+    def _fetch_held(
+        self, url: str, resource: str, params: Optional[Dict[str, str]], fail_fast: AbstractSet[int]
+    ) -> requests.Response:
+        """``_fetch_page`` whose answer holds one of ``page_slots`` from its headers on (page_slots.py);
+        the listing gives it back. On an error no slot is held."""
+        if self.page_slots is None:
+            return self._fetch_page(url, resource, params, fail_fast)
+        mine = self._page_slot
+        mine.wanted, mine.held = True, False
+        try:
+            response = self._fetch_page(url, resource, params, fail_fast)
+        except BaseException:
+            self._drop_held_slot()
+            raise
+        finally:
+            mine.wanted = False
+        if not mine.held:  # read without the headers hook (a session stand-in): taken now
+            self.page_slots.acquire()
+        mine.held = False  # the listing gives it back
+        return response
+
+    def _take_slot_before_body(self, response: requests.Response) -> None:
+        mine = self._page_slot
+        if response.status_code == 200 and not mine.held and self.page_slots is not None:
+            self.page_slots.acquire()
+            mine.held = True
+
+    def _drop_held_slot(self) -> None:
+        """A try that took a slot and then failed (its body cut, a timeout) gives it back before retrying."""
+        mine = self._page_slot
+        if getattr(mine, "held", False) and self.page_slots is not None:
+            mine.held = False
+            self.page_slots.release()
+
+    def _give_slot_back(self) -> None:
+        if self.page_slots is not None:
+            self.page_slots.release()
 
     def _parse_page(self, response: requests.Response, resource: str, spent: Optional[List[Any]] = None) -> Page:
         bad: List[BadItem] = []
@@ -439,10 +511,15 @@ class GraphClient:
                 limit=limit,
                 max_body=self.max_body,
                 resource=resource,
+                # A page's answer takes a slot; the token request made on the way to it does not.
+                before_body=self._take_slot_before_body
+                if resource != "token" and getattr(self._page_slot, "wanted", False)
+                else None,
                 **kwargs,
             )
-        except ExchangeTimeout:
-            if by_deadline:
+        except BaseException as exc:
+            self._drop_held_slot()
+            if isinstance(exc, ExchangeTimeout) and by_deadline:
                 raise DeadlineReached(
                     f"{resource}: the answer was not complete {DEADLINE_GRACE_SECONDS:.0f}s after the run's deadline "
                     "(a server sending very slowly); the cursor stays, the next run continues."

@@ -115,14 +115,20 @@ class CommitQueue:
 class PageCommitter(Generic[Docs]):
     """The ordering of the module docstring around three callables: ``write_events(text)`` (the
     caller's thread), ``save_docs(docs)`` (a documents thread; it reports its own failures, the
-    incident store being best effort) and ``save_cursor(snapshot)`` (the commit thread)."""
+    incident store being best effort) and ``save_cursor(snapshot)`` (the commit thread).
+
+    ``settle``: ``cursor`` returns once that commit is done. For a run over many tenants, where a page
+    holds one of a few page slots until it is committed (page_slots.py): the documents and the save
+    requests are page-sized memory too, and other tenants' pages keep the CPU busy meanwhile."""
 
     def __init__(
         self,
         write_events: Callable[[str], None],
         save_docs: Callable[[Docs], None],
         save_cursor: Callable[[Any], None],
+        settle: bool = False,
     ) -> None:
+        self._settle = settle
         self._write_events = write_events
         self._save_docs = save_docs
         self._save_cursor = save_cursor
@@ -152,6 +158,8 @@ class PageCommitter(Generic[Docs]):
         """Save ``snapshot`` once the documents of every page written before it are saved."""
         savings, self._unsaved = self._unsaved, []
         self._commits.submit(partial(self._commit, savings, snapshot))
+        if self._settle:
+            self._commits.wait()
 
     def _commit(self, savings: List[Future[None]], snapshot: Any) -> None:
         for saving in savings:

@@ -23,10 +23,16 @@ from .settings import GUID, is_true
 # AADSTS700016 "application ... was not found in the directory ... not installed by the administrator
 # of the tenant or consented to", AADSTS65001 "the user or administrator has not consented".
 CONSENT_CODES = ("AADSTS7000229", "AADSTS700016", "AADSTS65001")
-# Threads collecting tenants at once. Graph work is network-bound (each tenant waits on its own
-# requests and budget); eight keep a 2-core forwarder's CPU busy without a burst of token requests.
-TENANT_WORKERS = 8
+# Threads collecting tenants at once. An idle tenant's poll is waiting (a token, a page with nothing
+# new: ~0.2 s each on a real network, ~5 ms of CPU), so many wait together: 32 polled 500 tenants x 2
+# resources in well under a minute at 0.2 s a Graph answer where 8 took about one (docs/performance.md).
+TENANT_WORKERS = 32
 WORKERS_ENV = "TA_DEFENDER_LINEAGE_TENANT_WORKERS"  # test and benchmark knob in splunkd's environment
+# Pages parsed, written and committed at once across those workers (page_slots.py): what a backfill's
+# peak memory follows (~20 MB a page of 1,000 alerts at its peak). Parsing holds the GIL, so more pages
+# at once do not go faster: 100 tenants x 1,000 alerts took the same ~6.8 s with 2, 4 or 8 slots (32
+# workers), peaking at ~120, ~165 and ~250 MB; eight workers without slots peaked at ~180 to ~200.
+PAGE_SLOTS = 4
 
 
 def worker_count(environ: Mapping[str, str], tenants: int) -> int:

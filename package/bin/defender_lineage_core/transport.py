@@ -23,7 +23,7 @@ import socket
 import threading
 import time
 import zlib
-from typing import Any, List, Optional
+from typing import Any, Callable, List, Optional
 
 import requests
 import urllib3
@@ -70,6 +70,7 @@ def bounded_exchange(
     limit: float,
     max_body: int = MAX_BODY_BYTES,
     resource: str = "",
+    before_body: Optional[Callable[[requests.Response], None]] = None,
     **kwargs: Any,
 ) -> requests.Response:
     """``session.request`` whose answer, body read, arrives within ``limit`` seconds and holds at
@@ -78,7 +79,11 @@ def bounded_exchange(
     The worker thread only waits for the status line and headers; the body is read here, in the
     caller's thread, under a watchdog timer. So the body's memory is the caller's (glibc gives each
     thread its own arena, and the inputs keep freed memory: a body read on a worker thread cost
-    ~7 MB of peak RSS in a backfill)."""
+    ~7 MB of peak RSS in a backfill).
+
+    ``before_body(response)``: called once the headers are here, before the body is read (the tenant
+    pool's page slot, page_slots.py); the time it waits is not the server's, so the body still gets
+    what is left of ``limit``."""
     started = time.monotonic()
     exchange = _Headers(session, method, url, read_timeout, kwargs)
     worker = threading.Thread(target=exchange.run, name="http-exchange", daemon=True)
@@ -91,6 +96,14 @@ def bounded_exchange(
         raise exchange.error
     response = exchange.response
     assert response is not None
+    if before_body is not None:
+        waiting = time.monotonic()
+        try:
+            before_body(response)
+        except BaseException:
+            response.close()
+            raise
+        started += time.monotonic() - waiting
     fired = threading.Event()
 
     def cut() -> None:

@@ -3,8 +3,11 @@
 Each tenant is collected by ``collect(account, checkpoint_key, label)`` with the input's account
 re-pointed at the tenant's id (a multi-tenant app registration reaches each consented tenant with
 the same credential), under its own cursor, token, budget share and ``run_summary`` line, on a
-bounded pool of worker threads (``TENANT_WORKERS`` in defender_lineage_core/tenants.py). The run's
-deadline is shared; a tenant waiting on a 429 or a slow Graph holds one worker, never the others.
+bounded pool of worker threads (``TENANT_WORKERS`` in defender_lineage_core/tenants.py), wide because
+an idle tenant's poll is mostly waiting; the pages they parse, write and commit at once are fewer
+(``PAGE_SLOTS``, defender_lineage_core/page_slots.py), which is what bounds a backfill's memory. The
+run's deadline is shared; a tenant waiting on a 429 or a slow Graph holds one worker and no page slot,
+never the others.
 One tenant's failure is logged as its own ``run_failed`` line and never stops the rest; the run
 ends with one ``run_summary scope=run`` line. Pages reach splunkd whole through one stream lock
 (defender_lineage_eventstream.write_page).
@@ -15,8 +18,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, List, Optional, Sequence, TypeVar
+from typing import Callable, Optional, Sequence, TypeVar
 
 from solnlib import log
 
@@ -24,6 +26,7 @@ from defender_lineage_core import settings as cfg
 from defender_lineage_core.errors import DefenderLineageError, MissingPermission
 from defender_lineage_core.process_tuning import share_heaps_between_threads
 from defender_lineage_core.proxy import proxy_auth_message
+from defender_lineage_core.tenant_pool import run_each
 from defender_lineage_core.tenants import CONSENT_CODES, Tenant, admin_consent_url, select_tenants, worker_count
 
 from .inputs import checkpoint_key
@@ -76,13 +79,12 @@ def run_tenants(
             )
         return None
 
-    results: List[Optional[Stats]] = []
+    failed = len(problems)
+    last: Optional[Stats] = None
     if tenants:
         share_heaps_between_threads()  # peak memory set by the workers, not by the tenants gone through
-        workers = worker_count(os.environ, len(tenants))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tenant") as pool:
-            results = list(pool.map(one, tenants))
-    failed = len(problems) + sum(1 for stats in results if stats is None)
+        # A finished tenant leaves its count only, not a future and its result (tenant_pool.py).
+        tenant_failures, last = run_each(tenants, one, worker_count(os.environ, len(tenants)), "tenant")
+        failed += tenant_failures
     log_tenants_summary(logger, full_name, account, len(tenants) + len(problems), failed, started)
-    last = results[-1] if results else None
     return last if failed == 0 else None
