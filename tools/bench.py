@@ -13,7 +13,8 @@
 3. The search command (tools/bench_command.py): defenderlineage against a splunklib no-op and a
    constant-fields command, with incidents=false and incidents=true.
 4. Many tenants under one input (tools/bench_tenants.py): the idle cycle of alerts + incidents at 10,
-   100 and 500 tenants beside one stanza per tenant, and a backfill of 100 and 300 tenants x 1,000 alerts; the 500-tenant idle cycle at 0.2 s latency.
+   100 and 500 tenants beside one stanza per tenant, a backfill of 100 and 300 tenants x 1,000 alerts,
+   and the 500-tenant idle cycle at 0.2 s of Graph latency.
 
 Each part's figures are printed as soon as that part is measured; the bench ends with a summary
 naming every goal missed. A missed goal is a figure, not an error: the exit status is non-zero only
@@ -290,7 +291,7 @@ def hunting_table(addon: Path, python: str) -> str:
 
 
 def tenants_table(addon: Path, pythons: List[str]) -> str:
-    """The tenant bench on each interpreter the add-on declares (about 100 s each, the 0.2 s-latency idle row included)."""
+    """The tenant bench on each interpreter the add-on declares (about 100 s each, latency row included)."""
     reports = [
         _tool_report("bench_tenants.py", ["--addon", str(addon), "--python", python], "tenants") for python in pythons
     ]
