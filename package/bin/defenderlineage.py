@@ -7,16 +7,17 @@ logic lives in ``defender_lineage_core`` (``lineage`` places an event from itsel
 enriches it from the store); the KV store access is in ``defender_lineage_kvstore``; the protocol with
 splunkd in ``defender_lineage_scp`` (the project's own, lean and tolerant: see its docstring).
 
-Per chunk: place every event, collect the chunk's incident (and hunting rows' alert) keys, fetch the
-ones the search has not seen from the KV store, then add the fields. The fetch overlaps the placing:
-every ``PREFETCH_BATCH`` new keys go to the KV store from a worker thread while the main thread
-places the next events (two requests, summaries then the alert versions newer than them, for a
-chunk naming fewer keys, the usual case; a big chunk's
-wait for splunkd is then mostly hidden, and each answer stays far below ``max_rows_per_query``).
-What was fetched is kept for the whole search. If the store cannot be read, the search shows one
-warning and the command stops asking; events still get every field they can have from themselves.
-Whatever a record holds, it comes back, in order, with the fields it came with; ``lineage_warning``
-says what could not be read.
+Per chunk: place every event as it is read, and collect the incident (and hunting rows' alert) keys
+the search has not seen. Every ``PREFETCH_BATCH`` new keys are fetched from the KV store
+(``defender_lineage_core.store_batches``: the summaries, then the alert versions newer than them),
+each request in a worker thread that only waits for splunkd, while this thread places the next
+events and takes the answers in; an event is written once the batch with its keys is fetched (one
+batch behind while the chunk is read, so that the last batch's wait is spent writing the one
+before). Each answer stays far below ``max_rows_per_query``. What was fetched is kept for the whole
+search. If the store cannot be read, the search shows one warning and the command stops asking;
+events written from then on get every field they can have from themselves. Whatever a record holds,
+it comes back, in order, with the fields it came with; ``lineage_warning`` says what could not be
+read.
 """
 
 from __future__ import annotations
@@ -31,9 +32,9 @@ import re
 import sys
 import time
 import traceback
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections import deque
 from operator import itemgetter
-from typing import IO, Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
+from typing import IO, Any, Callable, Deque, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from defender_lineage_scp import (
     MV_PREFIX,
@@ -59,13 +60,13 @@ from defender_lineage_core.incident_store import (
     StoreUnavailable,
     Term,
     enrich_view,
-    request_keys,
 )
 from defender_lineage_core.lineage import OUTPUT_FIELDS, place
+from defender_lineage_core.store_batches import BATCH_SIZE, StoreBatches
 
 STORE_WARNING = (
     "defenderlineage: the incident store (KV store collection {collection}) could not be read ({reason}). "
-    "Events are placed from their own fields only; the incident_* fields stay empty for this search."
+    "Events written from then on are placed from their own fields only; their incident_* fields stay empty."
 )
 CONFIGURATION = {"type": "stateful"}  # streaming, but on the search head only (distributed=false)
 PLACED_FIELDS: Tuple[str, ...] = (*OUTPUT_FIELDS, TENANT_NAME)  # from the event, then its tenant's label
@@ -78,12 +79,15 @@ FALSE_VALUES = frozenset(("0", "f", "false", "n", "no"))
 LOGGER_NAME = "DefenderLineageCommand"
 SHARED_FIELDS = ("tenant_id", "incident_id")  # values many events of a chunk share
 _EMPTY_INCIDENT_TAIL = "," * (2 * len(INCIDENT_OUTPUT_FIELDS))  # the last __mv_ cell, then 14 empty
-_NEEDS_CARE = re.compile('[",\r\n\x00]')  # a lineage value that needs quoting (rare)
-# New keys (incidents and hunting rows' alerts) a chunk collects before they are fetched while the
-# chunk is still being read: far below max_rows_per_query (50,000) even from a store written before
-# summaries listed their alerts (~6 documents per incident), and a chunk of 1,000 events (at most
-# 1,000 keys) one batch.
-PREFETCH_BATCH = 2000
+_NEEDS_CARE = re.compile('["\r\n\x00]')  # a lineage value that needs quoting (rare), commas aside
+PREFETCH_BATCH = BATCH_SIZE  # new keys per batch fetched while a chunk is read (store_batches)
+POLL_EVERY = 31  # records placed between two looks for the store's answers (a mask: every 32nd)
+# How long this thread may hold the GIL while the store's worker thread waits for it (Python's
+# default is 5 ms). Each piece of a KV store answer the worker receives costs it one such wait while
+# this thread places events; reading the chunk from splunkd's pipe made a 2,000-key request take
+# 0.3-0.65 s instead of 0.06 s (tools/bench_command.py, issue 18). At 0.5 ms it takes 0.07-0.1 s, and
+# the placing is no slower: nothing waits for the GIL when no request runs.
+GIL_SWITCH_SECONDS = 0.0005
 
 
 def incident_tail(extra: Dict[str, Any]) -> str:
@@ -91,9 +95,14 @@ def incident_tail(extra: Dict[str, Any]) -> str:
     lineage ``__mv_`` cell."""
     cells: List[str] = []
     for name in INCIDENT_OUTPUT_FIELDS:
-        plain, mv = encode_cells(extra[name])
-        cells.append(csv_cell(plain))
-        cells.append(csv_cell(mv))
+        value = extra[name]
+        if type(value) is str:  # one value: its cell, and an empty __mv_ cell
+            cells.append(csv_cell(value))
+            cells.append("")
+        else:
+            plain, mv = encode_cells(value)
+            cells.append(csv_cell(plain))
+            cells.append(csv_cell(mv))
     return "," + ",".join(cells)
 
 
@@ -153,6 +162,9 @@ class ChunkLayout:
         own = TENANT_NAME in index and MV_PREFIX + TENANT_NAME in index
         self.tenant_cell: Optional[int] = index[TENANT_NAME] if own else None
         self._placed = OUTPUT_FIELDS if own else PLACED_FIELDS
+        self._placed_values = itemgetter(*self._placed)
+        # the commas of a head whose values hold none: each value is followed by its empty __mv_ cell
+        self._head_commas = 2 * (len(self._placed) - 1)
         self.append = not any(n in index or MV_PREFIX + n in index for n in ADDED_FIELDS if not own or n != TENANT_NAME)
         # (plain, __mv_) cell of each added field in the output row
         self.cells: List[Tuple[int, int]] = []
@@ -180,16 +192,16 @@ class ChunkLayout:
 
     def line(self, text: str, fields: Dict[str, Any], extra: Optional[Dict[str, Any]]) -> str:
         """A record's reply line: its text as sent, then the command's cells."""
-        return self._head(text, fields) + (_EMPTY_INCIDENT_TAIL if extra is None else incident_tail(extra))
+        return self.head(text, fields) + (_EMPTY_INCIDENT_TAIL if extra is None else incident_tail(extra))
 
     def view_line(self, text: str, fields: Dict[str, Any], view: Optional[IncidentView]) -> str:
         """:meth:`line` with the incident's fields from its view, encoded once per view and chunk."""
         if view is None:
-            return self._head(text, fields) + _EMPTY_INCIDENT_TAIL
+            return self.head(text, fields) + _EMPTY_INCIDENT_TAIL
         known = self._tails.get(id(view))
         if known is None or known[0] is not view:  # the view is held below: its id is not reused
             known = self._tails[id(view)] = (view, incident_tail(view.output_fields()))
-        return self._head(text, fields) + known[1]
+        return self.head(text, fields) + known[1]
 
     def tenant(self, cells: List[str], name: str) -> Tuple[str, bool]:
         """The record's tenant_name and whether its row must be rewritten: a name its cell already holds
@@ -199,11 +211,17 @@ class ChunkLayout:
         held = cells[self.tenant_cell] if self.tenant_cell < len(cells) else ""
         return (held or name, False) if not name or name == held else (name, True)
 
-    def _head(self, text: str, fields: Dict[str, Any]) -> str:
-        values = [fields[name] for name in self._placed]
-        if any(type(v) is not str for v in values) or _NEEDS_CARE.search("".join(values)) is not None:
-            values = [csv_cell(encode_cells(v)[0]) for v in values]
-        return text + "," + ",,".join(values) + ","
+    def head(self, text: str, fields: Dict[str, Any]) -> str:
+        """A record's text as sent, then its lineage cells (each with its empty ``__mv_`` cell)."""
+        values = self._placed_values(fields)
+        try:
+            cells = ",,".join(values)  # TypeError: a value that is not a string (a list)
+            plain = cells.count(",") == self._head_commas and _NEEDS_CARE.search(cells) is None
+        except TypeError:
+            plain = False
+        if not plain:
+            cells = ",,".join([csv_cell(encode_cells(v)[0]) for v in values])
+        return text + "," + cells + ","
 
     def row(self, cells: List[str], fields: Dict[str, Any], extra: Optional[Dict[str, Any]]) -> List[str]:
         """A record's reply row as cells (the slow way)."""
@@ -232,7 +250,9 @@ class DefenderLineage:
         self.logger = logger
         self.incidents = True
         self._cache: Optional[IncidentCache] = None
-        self._worker: Optional[ThreadPoolExecutor] = None  # fetches a big chunk's keys as it is read
+        self._batches: Optional[StoreBatches] = None  # the store's reads, fetched as chunks are read
+        # (cache generation, (tenant id, incident id) -> view): see _flush
+        self._views: Tuple[int, Dict[Tuple[str, str], Optional[IncidentView]]] = (-1, {})
         self._warned = False
         # seconds waiting for the KV store, requests, keys asked, documents received
         self._fetch_stats: List[Any] = [0.0, 0, 0, 0]
@@ -283,90 +303,120 @@ class DefenderLineage:
 
             return unavailable
 
-    def _send(self, cache: IncidentCache, incident_keys: List[str], alert_keys: List[str]) -> Future:
-        """Fetch these keys in the worker thread (one at a time, in order) while the chunk is read.
-
-        Only the worker touches the cache until :meth:`_prefetch` has waited for it; the main thread
-        meanwhile only places events (the wait for splunkd releases the GIL)."""
-        if self._worker is None:
-            self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="incident_store")
-        return self._worker.submit(cache.prefetch, incident_keys, alert_keys)
-
-    def _prefetch(
-        self, cache: IncidentCache, sent: List[Future], incident_keys: Set[str], alert_keys: Set[str]
-    ) -> None:
-        """Wait for the batches sent while the chunk was read, then fetch what is still missing
-        (the last keys, merge chains): after this the chunk's keys are cached or the store failed."""
-        try:
-            for future in sent:
-                future.exception()  # all of them done before the first failure is raised
-            for future in sent:
-                future.result()
-            cache.prefetch(incident_keys, alert_keys)
-        except Exception as error:  # StoreUnavailable, or a bug: the events must still pass
-            if not isinstance(error, StoreUnavailable):
-                cache.failure = f"{type(error).__name__}: {error}"[:300]
-            if not self._warned:
-                self._warned = True
-                self.session.write_message("WARN", STORE_WARNING.format(collection=COLLECTION, reason=error))
-                self.logger.warning("incident store unavailable: %s", error)
+    def _store_failed(self, error: BaseException) -> None:
+        """The search's one warning; records written from then on are placed from themselves only."""
+        if self._cache is not None and not isinstance(error, StoreUnavailable):  # a bug: events must pass
+            self._cache.failure = f"{type(error).__name__}: {error}"[:300]
+        if not self._warned:
+            self._warned = True
+            self.session.write_message("WARN", STORE_WARNING.format(collection=COLLECTION, reason=error))
+            self.logger.warning("incident store unavailable: %s", error)
 
     # -- one chunk ------------------------------------------------------------------------------
 
     def process(self, chunk: Chunk) -> RecordsWriter:
         """The reply body for one chunk: every record, in order, with the command's fields added.
 
-        Records are placed as they are read. Without the incident store each is written at once;
-        with it, the chunk's store lookups are batched first (two KV store requests per chunk), and
-        each record waits as its text and placed fields only.
+        Records are placed as they are read. Without the incident store each is written at once; with
+        it, each waits (as its text and placed fields only) until the batch holding its incident's key
+        is fetched (:meth:`_enriched`).
         """
         body = RecordsWriter()
         cache = self._incident_cache()
-        asking = cache is not None and cache.available
-        incident_keys: Set[str] = set()
-        alert_keys: Set[str] = set()
-        new_incidents: List[str] = []  # keys not sent to the worker yet
-        new_alerts: List[str] = []
-        sent: List[Future] = []
-        waiting: List[Any] = []
+        if cache is not None:
+            cache.trim()  # only between chunks: no batch is being fetched, and no event waits
         if chunk.header:
             layout = ChunkLayout(chunk.header)
-            header_line = layout.header_line(chunk.header_text)
-            for cells, text in chunk.records():
-                if not body.rows:  # the header, before the first record (none without records)
-                    if header_line is None or not body.write_line(header_line):
-                        body.write_row(layout.header)
-                fields = place(layout.record(cells))
-                fields[TENANT_NAME], rewrite = layout.tenant(cells, self.tenant_names.name_for(fields["tenant_id"]))
-                if chunk.replaced and REPLACEMENT in (text if text is not None else "".join(cells)):
-                    fields[WARNING_FIELD] = _add_warning(fields[WARNING_FIELD], REPLACED_WARNING)
-                layout.share(fields)
-                kept = text if text is not None and header_line is not None and not rewrite else cells
-                if asking:
-                    ikey, akey = request_keys(fields)
-                    if ikey:
-                        if ikey not in incident_keys:
-                            incident_keys.add(ikey)
-                            new_incidents.append(ikey)
-                    elif akey and akey not in alert_keys:
-                        alert_keys.add(akey)
-                        new_alerts.append(akey)
-                    if len(new_incidents) + len(new_alerts) >= PREFETCH_BATCH:
-                        assert cache is not None
-                        sent.append(self._send(cache, new_incidents, new_alerts))
-                        new_incidents, new_alerts = [], []
-                    waiting.append((kept, fields))
-                else:
-                    self._write(body, layout, kept, fields, None)
-        if cache is not None and asking:
-            self._prefetch(cache, sent, incident_keys, alert_keys)
+            if cache is not None and cache.available:
+                self._enriched(chunk, layout, body, cache)
+            else:
+                self._plain(chunk, layout, body)
         if cache is not None:  # in every reply, empty chunks too, as when splunklib called stream()
             self.session.write_metric("incident_store", list(self._fetch_stats))
-        live = cache if cache is not None and cache.available else None
-        for index, (kept, fields) in enumerate(waiting):
-            waiting[index] = None  # written records leave memory as the reply grows
-            self._write(body, layout, kept, fields, self._enrich(fields, live))
         return body
+
+    def _placed(self, chunk: Chunk, layout: ChunkLayout, body: RecordsWriter) -> Iterator[Tuple[Any, Dict[str, Any]]]:
+        """Each record placed: (its CSV text, or its cells when they must be re-encoded; its fields).
+        Writes the reply's header before the first record (none without records)."""
+        header_line = layout.header_line(chunk.header_text)
+        record_of, tenant_of, name_for = layout.record, layout.tenant, self.tenant_names.name_for
+        passing = header_line is not None
+        for cells, text in chunk.records():
+            if not body.rows and (header_line is None or not body.write_line(header_line)):
+                body.write_row(layout.header)
+            fields = place(record_of(cells))
+            fields[TENANT_NAME], rewrite = tenant_of(cells, name_for(fields["tenant_id"]))
+            if chunk.replaced and REPLACEMENT in (text if text is not None else "".join(cells)):
+                fields[WARNING_FIELD] = _add_warning(fields[WARNING_FIELD], REPLACED_WARNING)
+            yield (text if text is not None and passing and not rewrite else cells), fields
+
+    def _plain(self, chunk: Chunk, layout: ChunkLayout, body: RecordsWriter) -> None:
+        """Each record written as soon as it is placed (no incident store)."""
+        head, write_line, write = layout.head, body.write_line, self._write
+        for kept, fields in self._placed(chunk, layout, body):
+            if type(kept) is not str or not write_line(head(kept, fields) + _EMPTY_INCIDENT_TAIL):
+                write(body, layout, kept, fields, None)
+
+    def _enriched(self, chunk: Chunk, layout: ChunkLayout, body: RecordsWriter, cache: IncidentCache) -> None:
+        """Records with their incident's fields. A record waits until the batch with its keys (and
+        every batch before) is fetched (``StoreBatches``); while the chunk is read, records are
+        written one finished batch behind, and at its end the last batch is fetched while the
+        records of the one before are written."""
+        if self._batches is None:
+            self._batches = StoreBatches(cache, self._store_failed, PREFETCH_BATCH)
+        batches = self._batches
+        batches.start_chunk()
+        waiting: Deque[Tuple[Any, Dict[str, Any]]] = deque()
+        placed = 0
+        share, add, poll = layout.share, batches.add, batches.poll
+        for kept, fields in self._placed(chunk, layout, body):
+            share(fields)
+            waiting.append((kept, fields))
+            placed += 1
+            add(fields, placed)
+            if not placed & POLL_EVERY:
+                poll()
+                if batches.written_upto > placed - len(waiting):
+                    self._flush(body, layout, waiting, batches.written_upto - (placed - len(waiting)), cache)
+        batches.end_chunk(placed)
+        while batches.busy:  # write what is ready while the next answer is awaited
+            self._flush(body, layout, waiting, batches.finished - (placed - len(waiting)), cache)
+            batches.wait()
+        self._flush(body, layout, waiting, len(waiting), cache)
+
+    def _flush(
+        self,
+        body: RecordsWriter,
+        layout: ChunkLayout,
+        waiting: Deque[Tuple[Any, Dict[str, Any]]],
+        count: int,
+        cache: IncidentCache,
+    ) -> None:
+        """Write the first ``count`` waiting records, with their incidents as the cache has them now.
+
+        Events of one incident that the store did not move on (no merge the event could not see, no
+        warning) leave their fields as placed and share the incident's view: that view is looked up
+        once per incident while the cache is unchanged."""
+        live = cache if cache.available else None
+        pop, write, enrich = waiting.popleft, self._write, self._enrich
+        if live is None:
+            for _ in range(count):
+                kept, fields = pop()
+                write(body, layout, kept, fields, None)
+            return
+        if self._views[0] != cache.generation:
+            self._views = (cache.generation, {})
+        views = self._views[1]
+        for _ in range(count):
+            kept, fields = pop()
+            key = (fields["tenant_id"], fields["incident_id"])
+            if key in views:
+                view = views[key]
+            else:
+                view = enrich(fields, live)
+                if view is not None and key[0] and view.incident_id == key[1] and not view.warning:
+                    views[key] = view  # enrich changed nothing in fields: the next event of it needs no call
+            write(body, layout, kept, fields, view)
 
     @staticmethod
     def _write(
@@ -434,6 +484,8 @@ def run(istream: IO[bytes], ostream: IO[bytes]) -> int:
         return 1
     command = DefenderLineage(session, logger)
     command.incidents = bool(options["incidents"])
+    if command.incidents:
+        sys.setswitchinterval(GIL_SWITCH_SECONDS)
     try:
         for chunk in session.chunks():
             body = command.process(chunk)

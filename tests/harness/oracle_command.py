@@ -33,7 +33,7 @@ from defender_lineage_core.lineage import place
 
 STORE_WARNING = (
     "defenderlineage: the incident store (KV store collection {collection}) could not be read ({reason}). "
-    "Events are placed from their own fields only; the incident_* fields stay empty for this search."
+    "Events written from then on are placed from their own fields only; their incident_* fields stay empty."
 )
 
 

@@ -493,3 +493,23 @@ def test_a_listed_incident_ids_field_takes_its_first_id() -> None:
     raw = '{"id": "a1", "incidentIds": ["7", "8"], "vendorInformation": {"provider": "Microsoft Defender ATP"}}'
     result = place({"_raw": raw, "sourcetype": "GraphSecurityAlert"})
     assert result["incident_id"] == "7"
+
+
+def test_source_pairs_are_resolved_once_and_the_memo_stays_bounded() -> None:
+    # place() remembers how each (serviceSource, detectionSource) pair resolves (issue 18: a search
+    # names a handful); hostile data naming a new pair per event must not grow it without bound,
+    # and a remembered pair still gives its warnings on every event.
+    from defender_lineage_core import lineage
+
+    def placed(service: str) -> dict[str, str]:
+        return place(
+            {"sourcetype": "ms:defender:graph:alert", "serviceSource": service, "detectionSource": "antivirus"}
+        )
+
+    for n in range(lineage.MAX_RESOLVED + 50):
+        assert placed(f"vendor{n}")["lineage_warning"] == f"unknown serviceSource 'vendor{n}'"
+        assert len(lineage._RESOLVED) <= lineage.MAX_RESOLVED
+    for _ in range(2):
+        again = placed("vendor1")
+        assert again["lineage_warning"] == "unknown serviceSource 'vendor1'" and again["service_source"] == "vendor1"
+    assert placed("MDATP")["service_source"] == "microsoftDefenderForEndpoint"

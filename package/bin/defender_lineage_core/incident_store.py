@@ -45,7 +45,21 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Generator,
+    Iterable,
+    Iterator,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Set,
+    Tuple,
+    Union,
+)
 
 from defender_lineage_core import taxonomy
 from defender_lineage_core.timestamps import parse_instant
@@ -227,6 +241,9 @@ class Term:
 
 # [terms] -> the documents matching any; raises when the store cannot answer.
 Finder = Callable[[Sequence[Term]], List[Doc]]
+Request = Callable[[], List[Doc]]  # one request to the store, ready to run: its documents
+Steps = Generator[Request, None, None]  # IncidentCache.steps
+Answer = Union[List[Doc], BaseException]  # what a request returned, or why it failed
 
 
 def terms_query(terms: Iterable[Term]) -> Dict[str, Any]:
@@ -361,13 +378,20 @@ def _listed_alerts(ikey: str, summary: Mapping[str, Any]) -> Optional[List[Tuple
     if not len(ids) == len(services) == len(detections):
         return None
     tenant = _text(summary.get("tenant_id")).lower() or ikey.rpartition(":")[0]
-    listed = []
-    for alert_id, service, detection in zip(ids, services, detections):
-        aid = _text(alert_id)
-        akey = _joined_key(tenant, aid)
-        if akey:
-            listed.append((akey, aid, _text(service), _text(detection)))
-    return listed
+    if not tenant:
+        return []
+    prefix = tenant + ":"
+    return [
+        (prefix + aid.lower(), aid, service, detection)
+        for aid, service, detection in zip(_texts(ids), _texts(services), _texts(detections))
+        if aid
+    ]
+
+
+def _texts(values: List[Any]) -> List[str]:
+    """``_text`` of each value; plain strings (the usual JSON answer) without a call each."""
+    texts = [v.strip() if type(v) is str else _text(v) for v in values]
+    return ["" if t == "null" else t for t in texts]
 
 
 def _alert_docs_of_summary(
@@ -376,20 +400,21 @@ def _alert_docs_of_summary(
     """The alert documents the incidents input writes beside this summary, as the summary lists
     them, dated by the summary: it was read with its alerts, so each is at least that recent."""
     origin = _text(summary.get("origin"))
-    tenant = _text(summary.get("tenant_id")).lower() or ikey.rpartition(":")[0]
-    incident_id = _text(summary.get("incident_id"))
-    updated = _text(summary.get("last_update_date_time"))
+    shared = {
+        "doc_type": ALERT,
+        "origin": origin,
+        "tenant_id": _text(summary.get("tenant_id")).lower() or ikey.rpartition(":")[0],
+        "incident_key": ikey,
+        "incident_id": _text(summary.get("incident_id")),
+        "last_update_date_time": _text(summary.get("last_update_date_time")),
+    }
+    key_end = ":" + origin
     for akey, aid, service, detection in listed:
         yield {
-            "_key": doc_key(ALERT, akey, origin),
-            "doc_type": ALERT,
-            "origin": origin,
-            "tenant_id": tenant,
-            "incident_key": ikey,
-            "incident_id": incident_id,
+            "_key": ALERT + ":" + akey + key_end,  # doc_key(ALERT, akey, origin)
+            **shared,
             "alert_key": akey,
             "alert_id": aid,
-            "last_update_date_time": updated,
             "service_source": service,
             "detection_source": detection,
         }
@@ -491,9 +516,17 @@ class IncidentCache:
         self.max_docs = max_docs
         self.requests = 0
         self.failure: Optional[str] = None
+        self.generation = 0  # counts changes of what the views are built from (add_docs, a reset)
         self._reset()
 
+    def trim(self) -> None:
+        """Start again when more than ``max_docs`` documents were taken in (the memory bound). The
+        command calls it between chunks, so nothing a chunk's waiting events need is dropped."""
+        if self._docs > self.max_docs:
+            self._reset()
+
     def _reset(self) -> None:
+        self.generation += 1
         self._summaries: Dict[str, Doc] = {}  # incident_key -> newest summary
         self._alerts: Dict[str, Doc] = {}  # alert_key -> newest contribution
         self._alert_at: Dict[str, int] = {}  # alert_key -> its newest contribution's instant
@@ -517,37 +550,63 @@ class IncidentCache:
         """Fetch what these keys need and is not cached: one request, plus follow-ups only for merge
         chains (or alerts' incidents) leading to incidents not fetched yet. Raises StoreUnavailable
         on the first failure, and after that returns at once without asking again."""
+        self.trim()
+        steps = self.steps(incident_keys, alert_keys)
+        request = next(steps, None)
+        while request is not None:
+            try:
+                docs: Answer = request()
+            except Exception as error:
+                docs = error
+            request = self.answer(steps, docs)
+
+    def steps(self, incident_keys: Iterable[str], alert_keys: Iterable[str] = ()) -> Steps:
+        """:meth:`prefetch` one request at a time, for a caller that waits for the store elsewhere
+        (the command's worker thread, while the chunk is read on): each step is a request (a call
+        that asks the store and returns its documents), and :meth:`answer` takes what it returned
+        and gives the next step. The thread that calls :meth:`answer` is the only one that changes
+        the cache; the request itself touches nothing of it."""
         if self.failure is not None:
             return
         incidents = {k for k in incident_keys if k}
         alerts = {k for k in alert_keys if k}
-        if self._docs > self.max_docs:
-            self._reset()
         ask_incidents = incidents - self._asked_incidents
         ask_alerts = alerts - self._asked_alerts
         asked: Set[str] = set()
         rounds = 0
         while (ask_incidents or ask_alerts) and rounds <= self.max_chain:
-            self._ask(ask_incidents, ask_alerts)
+            yield self._ask(ask_incidents, ask_alerts)
             asked |= ask_incidents
             rounds += 1
             ask_incidents = self._unfetched_targets(incidents, alerts)
             ask_alerts = set()
         if self._find is not None and asked:
-            self._ask_alerts_of(asked)
+            yield self._ask_alerts_of(asked)
 
-    def _ask(self, incidents: Set[str], alerts: Set[str]) -> None:
+    def answer(self, steps: Steps, docs: Answer) -> Optional[Request]:
+        """Take the documents a step's request returned, and give the next step (None: done). A
+        failed request (its exception given instead) marks the store unavailable for the search:
+        StoreUnavailable is raised, and no step asks again."""
+        self.requests += 1
+        if isinstance(docs, BaseException):
+            steps.close()
+            self.failure = f"{type(docs).__name__}: {docs}"[:300]
+            raise StoreUnavailable(self.failure) from docs
+        self.add_docs(docs)
+        return next(steps, None)
+
+    def _ask(self, incidents: Set[str], alerts: Set[str]) -> Request:
         """With ``find``: the incidents' summaries (not their alert documents yet) and the alerts'
         documents; with ``fetch``: every document of both."""
         self._asked_incidents |= incidents
         self._asked_alerts |= alerts
         if self._find is not None:
             summaries = Term(tuple(sorted(incidents)), doc_type=INCIDENT)
-            self._request(lambda find: find([summaries, Term(alert_keys=tuple(sorted(alerts)))]))
-        else:
-            self._request(lambda _: self._fetch(sorted(incidents), sorted(alerts)))  # type: ignore[misc]
+            return functools.partial(self._find, [summaries, Term(alert_keys=tuple(sorted(alerts)))])
+        assert self._fetch is not None  # __init__ takes one of the two
+        return functools.partial(self._fetch, sorted(incidents), sorted(alerts))
 
-    def _ask_alerts_of(self, incidents: Set[str]) -> None:
+    def _ask_alerts_of(self, incidents: Set[str]) -> Request:
         """The alert documents these incidents need beside their summaries, in one request: all of
         them where the newest summary does not list its alerts (written before summaries did, by the
         rebuild search, or no summary at all), otherwise only versions at or after the summary's
@@ -566,16 +625,8 @@ class IncidentCache:
             akeys.update(listing[1])
         terms = [Term(tuple(everything), doc_type=ALERT)]
         terms += [Term(tuple(i), tuple(sorted(a)), ALERT, since) for since, (i, a) in sorted(newer.items())]
-        self._request(lambda find: find(terms))
-
-    def _request(self, ask: Callable[[Any], List[Doc]]) -> None:
-        self.requests += 1
-        try:
-            docs = ask(self._find)
-        except Exception as error:
-            self.failure = f"{type(error).__name__}: {error}"[:300]
-            raise StoreUnavailable(self.failure) from error
-        self.add_docs(docs)
+        assert self._find is not None
+        return functools.partial(self._find, terms)
 
     def _unfetched_targets(self, incidents: Set[str], alerts: Set[str]) -> Set[str]:
         """Incidents the given keys lead to (through alerts and merges) that were never asked for."""
@@ -617,10 +668,10 @@ class IncidentCache:
                         self._listing.pop(ikey, None)
                 if listed:  # each listed alert as the incidents input's own alert document says it
                     self._docs += len(listed)
-                    for alert in _alert_docs_of_summary(ikey, doc, listed):
-                        akey = alert["alert_key"]
-                        parts = (alert["alert_id"], alert["service_source"], alert["detection_source"])
-                        self._add_alert(alert, akey, ikey, at, parts)
+                    for alert, (akey, aid, service, detection) in zip(
+                        _alert_docs_of_summary(ikey, doc, listed), listed
+                    ):
+                        self._add_alert(alert, akey, ikey, at, (aid, service, detection))
             elif doc_type == ALERT:
                 akey = _text(doc.get("alert_key")).lower()
                 if akey:
@@ -633,6 +684,7 @@ class IncidentCache:
                     self._add_alert(dict(doc), akey, ikey, _instant(doc), parts)
         self._views.clear()
         self._views_as_asked.clear()
+        self.generation += 1
 
     def _add_alert(self, doc: Doc, akey: str, ikey: str, at: int, parts: Tuple[str, str, str]) -> None:
         """Keep ``doc`` (instant ``at``) as alert ``akey``'s version if it is the newest seen."""

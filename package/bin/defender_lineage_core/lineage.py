@@ -221,6 +221,8 @@ _BY_SOURCE_RESOURCE: Tuple[Tuple[str, Shape], ...] = (
 class _Event:
     """One record plus its ``_raw`` JSON, parsed lazily and at most once."""
 
+    __slots__ = ("_json", "_parsed", "hunting_table", "record", "warnings")
+
     def __init__(self, record: Mapping[str, Any]) -> None:
         self.record = record
         self.warnings: List[str] = []
@@ -262,7 +264,7 @@ class _Event:
     def has_value(self, key: str) -> bool:
         """Whether ``key`` holds a value (extracted or in ``_raw``): an empty column, ``null``, an
         empty object or list holds none."""
-        if _clean(first_value(self.record.get(key))):
+        if _text(self.record.get(key)):
             return True
         data = self.json
         if data is None:
@@ -274,16 +276,19 @@ class _Event:
 
     def field(self, key: str) -> str:
         """A field Splunk extracted, else the same key in ``_raw``. Empty when absent or null."""
-        value = _clean(first_value(self.record.get(key)))
+        value = _text(self.record.get(key))
         if value:
             return value
-        return self.raw_field(key)
+        data = self._json if self._parsed else self.json
+        if data is None:
+            return ""
+        return _text(data.get(key) if key in data or "." not in key else _dig(data, key))
 
     def raw_field(self, key: str) -> str:
         data = self.json
         if data is None:
             return ""
-        return _clean(first_value(_dig(data, key)))
+        return _text(_dig(data, key))
 
     def first_of(self, keys: Sequence[str]) -> str:
         for key in keys:
@@ -296,14 +301,21 @@ class _Event:
         """The first id among ``keys``: a field Splunk extracted, else a JSON string or integer in
         ``_raw`` (integers as their JSON text). Anything else there (a fraction, ``NaN``, a boolean,
         a list, an object) is not an id: left empty, and a warning names it."""
+        record = self.record
         for key in keys:
-            value = _clean(first_value(self.record.get(key)))
+            value = _text(record.get(key))
             if value:
                 return value
-            data = self.json
+            data = self._json if self._parsed else self.json
             if data is None:
                 continue
-            value = self._raw_id(key, _dig(data, key))
+            raw = data.get(key) if key in data or "." not in key else _dig(data, key)
+            if type(raw) is str:  # the usual JSON string id: what _raw_id would say, without the calls
+                value = raw.strip()
+                if value and value != "null":
+                    return value
+                continue
+            value = self._raw_id(key, raw)
             if value:
                 return value
         return ""
@@ -335,6 +347,16 @@ def _json_kind(value: Any) -> str:
     if isinstance(value, dict):
         return "an object"
     return _short(str(value))
+
+
+def _text(value: Any) -> str:
+    """``_clean(first_value(value))``: a plain string (by far the usual value) without the calls."""
+    if type(value) is str:
+        text = value.strip()
+        return "" if text == "null" else text
+    if value is None:
+        return ""
+    return _clean(first_value(value))
 
 
 def _clean(value: Any) -> str:
@@ -372,11 +394,11 @@ def _source_parts(source: str) -> Tuple[str, str]:
 def recognise(event: _Event) -> Optional[Shape]:
     """Which shape an event has: sourcetype, then source, then @odata.type, then a streaming
     record's category, then the keys it carries with a value."""
-    sourcetype = _clean(first_value(event.record.get("sourcetype"))).lower()
+    sourcetype = _text(event.record.get("sourcetype")).lower()
     shape = _BY_SOURCETYPE.get(sourcetype)
     if shape is not None:
         return shape
-    _, resource = _source_parts(_clean(first_value(event.record.get("source"))))
+    _, resource = _source_parts(_text(event.record.get("source")))
     resource = resource.lower()
     for prefix, candidate in _BY_SOURCE_RESOURCE:
         if resource.startswith(prefix):
@@ -456,12 +478,12 @@ def _tenant(event: _Event) -> str:
     tenant = event.id_of(TENANT_KEYS)
     if tenant:
         return tenant
-    source_tenant, _ = _source_parts(_clean(first_value(event.record.get("source"))))
+    source_tenant, _ = _source_parts(_text(event.record.get("source")))
     return source_tenant
 
 
 def _hunting_level(event: _Event) -> str:
-    _, resource = _source_parts(_clean(first_value(event.record.get("source"))))
+    _, resource = _source_parts(_text(event.record.get("source")))
     parts = resource.split("/")
     if len(parts) >= 3 and parts[1].lower() == "runhuntingquery" and parts[2]:
         return "hunting:" + parts[2]
@@ -476,18 +498,38 @@ def _unknown_warning(kind: str, resolution: taxonomy.Resolution) -> Optional[str
     return None
 
 
+_Sources = Tuple[taxonomy.Resolution, taxonomy.Resolution, Tuple[str, ...]]
+# (service, detection) as read -> their resolutions and warnings. A search's events name a handful of
+# pairs, so each is resolved once; bounded, because hostile data could name a new pair per event.
+_RESOLVED: Dict[Tuple[str, str], _Sources] = {}
+MAX_RESOLVED = 4096
+
+
 def _resolve_sources(
     service_raw: str, detection_raw: str, warnings: List[str]
 ) -> Tuple[taxonomy.Resolution, taxonomy.Resolution]:
+    pair = (service_raw, detection_raw)
+    known = _RESOLVED.get(pair)
+    if known is None:
+        if len(_RESOLVED) >= MAX_RESOLVED:
+            _RESOLVED.clear()
+        known = _RESOLVED[pair] = _resolve_pair(service_raw, detection_raw)
+    if known[2]:
+        warnings.extend(known[2])
+    return known[0], known[1]
+
+
+def _resolve_pair(service_raw: str, detection_raw: str) -> _Sources:
     detection = taxonomy.canonical_detection(detection_raw)
     service = taxonomy.canonical_service(service_raw)
     if service.via == "absent":
         service = taxonomy.inferred_service(detection.value if detection.known else None)
+    warnings = []
     for kind, resolution in (("serviceSource", service), ("detectionSource", detection)):
         warning = _unknown_warning(kind, resolution)
         if warning:
             warnings.append(warning)
-    return service, detection
+    return service, detection, tuple(warnings)
 
 
 def _level(prefix: str, value: str) -> str:
@@ -505,10 +547,6 @@ def _alert_path(incident: str, service: str, detection: str, alert: str) -> str:
             _level("alert:", alert),
         )
     )
-
-
-def _empty_result() -> Dict[str, str]:
-    return dict.fromkeys(OUTPUT_FIELDS, "")
 
 
 def _fill_sources(result: Dict[str, str], service: taxonomy.Resolution, detection: taxonomy.Resolution) -> None:
@@ -616,14 +654,15 @@ def place(record: Mapping[str, Any], incidents: Optional[IncidentLookup] = None)
     ``incidents`` is the seam for the incident store: when given, alert and incident ids are
     followed to the incident they were merged into.
     """
-    result = _empty_result()
+    result = dict.fromkeys(OUTPUT_FIELDS, "")
     # dict first: isinstance against typing.Mapping costs more than a whole field lookup.
     event = _Event(record if type(record) is dict or isinstance(record, Mapping) else {})
     try:
         _place(event, result, incidents)
     except Exception as error:  # a bug must not stop the search; say so on the event
         event.warnings.append(f"lineage failed: {type(error).__name__}: {_short(str(error))}")
-    result["lineage_warning"] = "; ".join(_dedupe(event.warnings))
+    if event.warnings:
+        result["lineage_warning"] = "; ".join(_dedupe(event.warnings))
     return result
 
 
