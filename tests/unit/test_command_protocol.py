@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import sys
 import types
+from typing import Iterator
 
 import pytest
 
@@ -14,6 +15,14 @@ from tests.harness.scp_driver import csv_to_records, encode_chunk, getinfo_metad
 # The generated import_declare_test only puts lib/ on sys.path; the venv already has splunklib.
 sys.modules.setdefault("import_declare_test", types.ModuleType("import_declare_test"))
 import defenderlineage  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _switch_interval_restored() -> Iterator[None]:
+    """run() shortens the GIL switch interval of its process (the command's own): not pytest's."""
+    before = sys.getswitchinterval()
+    yield
+    sys.setswitchinterval(before)
 
 
 def _converse(*chunks: bytes) -> tuple[int, list[tuple[dict, bytes]]]:
@@ -79,3 +88,23 @@ def test_empty_and_header_only_chunks_get_empty_replies() -> None:
     )
     assert status == 0
     assert replies[1:] == [({"finished": False}, b""), ({"finished": True}, b"")]
+
+
+def test_the_cycle_collector_is_paused_for_a_chunk_and_back_after_even_a_failure() -> None:
+    # Issue 18: a chunk's waiting events made every full collection walk them all again.
+    import gc
+
+    assert gc.isenabled()
+    with defenderlineage.cyclic_gc_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), defenderlineage.cyclic_gc_paused():
+        raise RuntimeError("a chunk failed")
+    assert gc.isenabled()
+    gc.disable()  # a collector the host had turned off stays off
+    try:
+        with defenderlineage.cyclic_gc_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -668,10 +668,7 @@ class IncidentCache:
                         self._listing.pop(ikey, None)
                 if listed:  # each listed alert as the incidents input's own alert document says it
                     self._docs += len(listed)
-                    for alert, (akey, aid, service, detection) in zip(
-                        _alert_docs_of_summary(ikey, doc, listed), listed
-                    ):
-                        self._add_alert(alert, akey, ikey, at, (aid, service, detection))
+                    self._add_listed(ikey, at, listed, _alert_docs_of_summary(ikey, doc, listed))
             elif doc_type == ALERT:
                 akey = _text(doc.get("alert_key")).lower()
                 if akey:
@@ -685,6 +682,22 @@ class IncidentCache:
         self._views.clear()
         self._views_as_asked.clear()
         self.generation += 1
+
+    def _add_listed(self, ikey: str, at: int, listed: List[Tuple[str, str, str, str]], docs: Iterable[Doc]) -> None:
+        """:meth:`_add_alert` for each alert a summary lists; an alert seen for the first time (the
+        usual case) without the call and the comparison."""
+        alert_at, alerts, alert_parts = self._alert_at, self._alerts, self._alert_parts
+        members: Optional[Set[str]] = None
+        for doc, (akey, aid, service, detection) in zip(docs, listed):
+            if akey in alert_at:
+                self._add_alert(doc, akey, ikey, at, (aid, service, detection))
+                continue
+            alerts[akey] = doc
+            alert_at[akey] = at
+            alert_parts[akey] = (aid, service, detection)
+            if members is None:
+                members = self._members.setdefault(ikey, set())
+            members.add(akey)
 
     def _add_alert(self, doc: Doc, akey: str, ikey: str, at: int, parts: Tuple[str, str, str]) -> None:
         """Keep ``doc`` (instant ``at``) as alert ``akey``'s version if it is the newest seen."""
