@@ -56,6 +56,7 @@ from defender_lineage_core.incident_store import (  # noqa: E402
     docs_from_incident,
 )
 from defender_lineage_core.lineage import OUTPUT_FIELDS  # noqa: E402
+from defender_lineage_core.store_batches import BATCH_SIZE  # noqa: E402
 from tests.fixture_paths import SAMPLES  # noqa: E402
 from tests.harness.pycache import bytecode_env  # noqa: E402
 from tests.harness.scp_driver import csv_to_records, encode_chunk, getinfo_metadata, read_chunk, records_to_csv  # noqa: E402
@@ -64,10 +65,10 @@ from tests.harness.splunkd_standin import SplunkdStandin  # noqa: E402
 
 TENANT = "4a1f0c2e-9b7d-4c3a-8e55-2f6d1b0a9c31"
 ALERTS_PER_INCIDENT = 5  # consecutive alerts share an incident: every chunk names 200 new incidents
-# defenderlineage.PREFETCH_BATCH: a chunk naming more new keys is fetched in batches of this many
-# keys while it is read, each batch two requests: the summaries, then the alert versions newer than
-# them (a KV store query cannot compare one document with another: issue 18).
-PREFETCH_BATCH = 2000
+# A chunk naming more new keys than PREFETCH_BATCH is fetched in batches of that many keys while it
+# is read, each batch two requests: the summaries, then the alert versions newer than them (a KV
+# store query cannot compare one document with another: issue 18).
+PREFETCH_BATCH = BATCH_SIZE
 REQUESTS_PER_BATCH = 2
 FIELDS = (*OUTPUT_FIELDS, *INCIDENT_OUTPUT_FIELDS)
 

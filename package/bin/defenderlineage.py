@@ -8,7 +8,7 @@ enriches it from the store); the KV store access is in ``defender_lineage_kvstor
 splunkd in ``defender_lineage_scp`` (the project's own, lean and tolerant: see its docstring).
 
 Per chunk: place every event as it is read, and collect the incident (and hunting rows' alert) keys
-the search has not seen. Every ``PREFETCH_BATCH`` new keys are fetched from the KV store
+the search has not seen. Every ``store_batches.BATCH_SIZE`` new keys are fetched from the KV store
 (``defender_lineage_core.store_batches``: the summaries, then the alert versions newer than them),
 each request in a worker thread that only waits for splunkd, while this thread places the next
 events and takes the answers in; an event is written once the batch with its keys is fetched (one
@@ -59,12 +59,11 @@ from defender_lineage_core.incident_store import (
     Doc,
     IncidentCache,
     IncidentView,
-    StoreUnavailable,
     Term,
     enrich_view,
 )
 from defender_lineage_core.lineage import OUTPUT_FIELDS, place
-from defender_lineage_core.store_batches import BATCH_SIZE, StoreBatches
+from defender_lineage_core.store_batches import StoreBatches
 
 STORE_WARNING = (
     "defenderlineage: the incident store (KV store collection {collection}) could not be read ({reason}). "
@@ -82,13 +81,13 @@ LOGGER_NAME = "DefenderLineageCommand"
 SHARED_FIELDS = ("tenant_id", "incident_id")  # values many events of a chunk share
 _EMPTY_INCIDENT_TAIL = "," * (2 * len(INCIDENT_OUTPUT_FIELDS))  # the last __mv_ cell, then 14 empty
 _NEEDS_CARE = re.compile('["\r\n\x00]')  # a lineage value that needs quoting (rare), commas aside
-PREFETCH_BATCH = BATCH_SIZE  # new keys per batch fetched while a chunk is read (store_batches)
 POLL_EVERY = 31  # records placed between two looks for the store's answers (a mask: every 32nd)
 # How long this thread may hold the GIL while the store's worker thread waits for it (Python's
 # default is 5 ms). Each piece of a KV store answer the worker receives costs it one such wait while
 # this thread places events; reading the chunk from splunkd's pipe made a 2,000-key request take
-# 0.3-0.65 s instead of 0.06 s (tools/bench_command.py, issue 18). At 0.5 ms it takes 0.07-0.1 s, and
-# the placing is no slower: nothing waits for the GIL when no request runs.
+# 0.27-0.65 s instead of 0.06 s (measured in one process placing the light bench's chunk from a pipe,
+# issue 18; docs/performance.md). At 0.5 ms it took 0.07-0.10 s, and the placing was no slower:
+# nothing waits for the GIL when no request runs.
 GIL_SWITCH_SECONDS = 0.0005
 
 
@@ -306,9 +305,8 @@ class DefenderLineage:
             return unavailable
 
     def _store_failed(self, error: BaseException) -> None:
-        """The search's one warning; records written from then on are placed from themselves only."""
-        if self._cache is not None and not isinstance(error, StoreUnavailable):  # a bug: events must pass
-            self._cache.failure = f"{type(error).__name__}: {error}"[:300]
+        """The search's one warning (StoreBatches has marked the cache unavailable); records written
+        from then on are placed from themselves only."""
         if not self._warned:
             self._warned = True
             self.session.write_message("WARN", STORE_WARNING.format(collection=COLLECTION, reason=error))
@@ -365,7 +363,7 @@ class DefenderLineage:
         written one finished batch behind, and at its end the last batch is fetched while the
         records of the one before are written."""
         if self._batches is None:
-            self._batches = StoreBatches(cache, self._store_failed, PREFETCH_BATCH)
+            self._batches = StoreBatches(cache, self._store_failed)
         batches = self._batches
         batches.start_chunk()
         waiting: Deque[Tuple[Any, Dict[str, Any]]] = deque()

@@ -6,9 +6,7 @@ ready when is decided by the test, never by timing."""
 from __future__ import annotations
 
 import threading
-from typing import Any, Dict, List, Sequence
-
-import pytest
+from typing import Any, Dict, List, Sequence, Tuple
 
 from defender_lineage_core.incident_store import IncidentCache, StoreUnavailable, Term, docs_from_incident
 from defender_lineage_core.store_batches import StoreBatches
@@ -43,16 +41,25 @@ def fields(n: int) -> Dict[str, str]:
     return {"tenant_id": TENANT, "incident_id": str(n), "alert_id": f"a{n}"}
 
 
-def store_of(count: int) -> GatedStore:
-    return GatedStore([d for n in range(count) for d in docs_from_incident(incident(str(n)), TENANT)])
+def batches_over(count: int, batch_size: int) -> Tuple[GatedStore, IncidentCache, List[BaseException], StoreBatches]:
+    """A gated store of ``count`` incidents, its cache, the failures reported, and batches of
+    ``batch_size`` keys over them, a chunk started."""
+    fake = GatedStore([d for n in range(count) for d in docs_from_incident(incident(str(n)), TENANT)])
+    cache = IncidentCache(find=fake.find)
+    failures: List[BaseException] = []
+    batches = StoreBatches(cache, failures.append, batch_size=batch_size)
+    batches.start_chunk()
+    return fake, cache, failures, batches
+
+
+def drain(batches: StoreBatches) -> None:
+    """Wait until every batch is fetched (each answer was let through, or the test fails on its gate)."""
+    while batches.busy:
+        batches.wait()
 
 
 def test_records_are_ready_only_when_their_batch_is_fetched() -> None:
-    fake = store_of(10)
-    cache = IncidentCache(find=fake.find)
-    failures: List[BaseException] = []
-    batches = StoreBatches(cache, failures.append, batch_size=2)
-    batches.start_chunk()
+    fake, cache, failures, batches = batches_over(10, batch_size=2)
     for placed, n in enumerate([0, 0, 1, 2, 3], start=1):  # batches: {0, 1} at record 3, {2, 3} at record 5
         batches.add(fields(n), placed)
     assert fake.asked.acquire(timeout=GATE_SECONDS)  # the first batch's summaries are being asked
@@ -65,8 +72,7 @@ def test_records_are_ready_only_when_their_batch_is_fetched() -> None:
     assert cache.view(TENANT, "1") is not None and cache.view(TENANT, "2") is None
     batches.end_chunk(5)
     fake.release(2)
-    while batches.busy:
-        batches.wait()
+    drain(batches)
     assert (batches.finished, batches.written_upto) == (5, 3)
     assert cache.view(TENANT, "3") is not None and failures == []
     assert set(fake.threads) == {"incident_store_0"}  # every request in the one worker thread
@@ -75,34 +81,25 @@ def test_records_are_ready_only_when_their_batch_is_fetched() -> None:
 
 
 def test_the_last_keys_are_fetched_at_the_chunks_end_and_repeats_ask_nothing() -> None:
-    fake = store_of(3)
+    fake, _, failures, batches = batches_over(3, batch_size=50)
     fake.release(100)
-    cache = IncidentCache(find=fake.find)
-    batches = StoreBatches(cache, pytest.fail, batch_size=50)
-    batches.start_chunk()
     for placed, n in enumerate([0, 1, 1, 2], start=1):
         batches.add(fields(n), placed)
     assert not batches.busy  # three keys: below a batch, nothing asked while the chunk is read
     batches.end_chunk(4)
-    while batches.busy:
-        batches.wait()
+    drain(batches)
     assert batches.finished == 4 and len(fake.requests) == 2
     batches.start_chunk()  # the next chunk names the same incidents: nothing is asked
     for placed, n in enumerate([2, 1, 0], start=1):
         batches.add(fields(n), placed)
     batches.end_chunk(3)
-    while batches.busy:
-        batches.wait()
-    assert batches.finished == 3 and len(fake.requests) == 2
+    drain(batches)
+    assert batches.finished == 3 and len(fake.requests) == 2 and failures == []
     batches.close()
 
 
 def test_a_store_failing_midway_is_reported_once_and_asked_no_more() -> None:
-    fake = store_of(6)
-    cache = IncidentCache(find=fake.find)
-    failures: List[BaseException] = []
-    batches = StoreBatches(cache, failures.append, batch_size=2)
-    batches.start_chunk()
+    fake, cache, failures, batches = batches_over(6, batch_size=2)
     for placed, n in enumerate(range(6), start=1):  # three batches of two incidents
         batches.add(fields(n), placed)
     fake.release(2)  # the first batch is answered
@@ -111,8 +108,7 @@ def test_a_store_failing_midway_is_reported_once_and_asked_no_more() -> None:
     fake.fail = ConnectionError("KV store unreachable")
     batches.end_chunk(6)
     fake.release(10)
-    while batches.busy:
-        batches.wait()
+    drain(batches)
     assert batches.finished == 6  # the records of failed batches are ready (to pass without the store)
     assert len(failures) == 1 and isinstance(failures[0], StoreUnavailable)
     assert not cache.available and "KV store unreachable" in str(cache.failure)
@@ -122,22 +118,17 @@ def test_a_store_failing_midway_is_reported_once_and_asked_no_more() -> None:
 
 
 def test_a_bug_while_taking_an_answer_in_is_a_failure_not_a_crash() -> None:
-    fake = store_of(2)
+    fake, cache, failures, batches = batches_over(2, batch_size=1)
     fake.release(10)
-    cache = IncidentCache(find=fake.find)
 
     def broken(docs: Any) -> None:
         raise KeyError("a bug")
 
     cache.add_docs = broken  # type: ignore[method-assign]
-    failures: List[BaseException] = []
-    batches = StoreBatches(cache, failures.append, batch_size=1)
-    batches.start_chunk()
     batches.add(fields(0), 1)
     batches.add(fields(1), 2)
     batches.end_chunk(2)
-    while batches.busy:
-        batches.wait()
+    drain(batches)
     assert [type(f) for f in failures] == [KeyError] and "KeyError" in str(cache.failure)
     assert batches.finished == 2 and len(fake.requests) == 1
     batches.close()
