@@ -313,6 +313,40 @@ class RecordsWriter:
         self.rows += 1
         return True
 
+    def write_start(self, text: str) -> int:
+        """Write the start of a row (CSV text) whose end comes later, in its place (:meth:`end_row`);
+        the end's slot, or -1 (nothing written) when the text cannot be encoded as UTF-8."""
+        try:
+            data = text.encode("utf-8")
+        except UnicodeEncodeError:
+            return -1
+        self.parts.append(data)
+        self.parts.append(b"")
+        self.size += len(data)
+        self.rows += 1
+        return len(self.parts) - 1
+
+    def end_row(self, slot: int, data: bytes) -> None:
+        """The encoded end (line end included) of the row :meth:`write_start` began."""
+        self.parts[slot] = data
+        self.size += len(data)
+
+    def hold_row(self) -> int:
+        """A place for a whole row written later (:meth:`put_row`): its slot."""
+        self.parts.append(b"")
+        self.rows += 1
+        return len(self.parts) - 1
+
+    def put_row(self, slot: int, row: RecordsWriter, *, replace_start: bool = False) -> None:
+        """Put the one row written to ``row`` (a writer of its own) in ``slot`` of :meth:`hold_row`;
+        with ``replace_start``, in the end slot of :meth:`write_start`, the row replacing its start."""
+        if replace_start:
+            self.size -= len(self.parts[slot - 1])
+            self.parts[slot - 1] = b""
+        data = b"".join(row.parts)
+        self.parts[slot] = data
+        self.size += len(data)
+
     def write_row(self, cells: Iterable[str]) -> bool:
         """Write one row; False (and nothing written) when a cell cannot be encoded as UTF-8.
         The caller then writes :func:`make_safe` cells, and may say so in the row."""

@@ -11,9 +11,10 @@ Per chunk: place every event as it is read, and collect the incident (and huntin
 the search has not seen. Every ``store_batches.BATCH_SIZE`` new keys are fetched from the KV store
 (``defender_lineage_core.store_batches``: the summaries, then the alert versions newer than them),
 each request in a worker thread that only waits for splunkd, while this thread places the next
-events and takes the answers in; an event is written once the batch with its keys is fetched (one
-batch behind while the chunk is read, so that the last batch's wait is spent writing the one
-before). Each answer stays far below ``max_rows_per_query``. What was fetched is kept for the whole
+events and takes the answers in. An event's row is begun as it is placed (its text and lineage
+cells, encoded) and ended once the batch with its keys is fetched (one batch behind while the chunk
+is read): the end (its incident's cells) is made once per incident, so an event costs a look-up; only
+an event the store moves on (a merge it could not see, a hunting row's incident) is written again. Each answer stays far below ``max_rows_per_query``. What was fetched is kept for the whole
 search. If the store cannot be read, the search shows one warning and the command stops asking;
 events written from then on get every field they can have from themselves. Whatever a record holds,
 it comes back, in order, with the fields it came with; ``lineage_warning`` says what could not be
@@ -78,8 +79,8 @@ UNENCODABLE_WARNING = "unencodable characters (lone surrogates) replaced with U+
 TRUE_VALUES = frozenset(("1", "t", "true", "y", "yes"))  # splunklib's validators.Boolean
 FALSE_VALUES = frozenset(("0", "f", "false", "n", "no"))
 LOGGER_NAME = "DefenderLineageCommand"
-SHARED_FIELDS = ("tenant_id", "incident_id")  # values many events of a chunk share
 _EMPTY_INCIDENT_TAIL = "," * (2 * len(INCIDENT_OUTPUT_FIELDS))  # the last __mv_ cell, then 14 empty
+_EMPTY_ROW_END = (_EMPTY_INCIDENT_TAIL + "\r\n").encode("utf-8")
 _NEEDS_CARE = re.compile('["\r\n\x00]')  # a lineage value that needs quoting (rare), commas aside
 POLL_EVERY = 31  # records placed between two looks for the store's answers (a mask: every 32nd)
 # How long this thread may hold the GIL while the store's worker thread waits for it (Python's
@@ -105,6 +106,49 @@ def incident_tail(extra: Dict[str, Any]) -> str:
             cells.append(csv_cell(plain))
             cells.append(csv_cell(mv))
     return "," + ",".join(cells)
+
+
+def row_end(view: Optional[IncidentView]) -> Optional[bytes]:
+    """The end of a reply line after its lineage cells: the ``incident_*`` cells and the line end,
+    encoded (``incident_tail`` of the view's ``output_fields``, made without them: once per incident
+    of a chunk); None when a value of the view cannot be encoded (the row is then written the slow
+    way, which replaces it)."""
+    if view is None:
+        return _EMPTY_ROW_END
+    known = view.found or bool(view.alert_ids)
+    cells = (
+        "",
+        csv_cell(view.title),
+        "",
+        csv_cell(view.severity),
+        "",
+        csv_cell(view.status),
+        "",
+        str(len(view.alert_ids)) if known else "",
+        "",
+        _multivalue_cells(view.service_sources),
+        _multivalue_cells(view.detection_sources),
+        ("true" if view.cross_product else "false") if known else "",
+        "\r\n",
+    )
+    try:
+        return ",".join(cells).encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+
+
+_MULTIVALUE_CELLS: Dict[Tuple[str, ...], str] = {}  # the few source lists of a search, encoded once
+
+
+def _multivalue_cells(values: Tuple[str, ...]) -> str:
+    """A multivalue field's plain and ``__mv_`` cells, comma-joined."""
+    cells = _MULTIVALUE_CELLS.get(values)
+    if cells is None:
+        plain, mv = encode_cells(list(values))
+        cells = csv_cell(plain) + "," + csv_cell(mv)
+        if len(_MULTIVALUE_CELLS) < 1024:  # bounded whatever the store holds
+            _MULTIVALUE_CELLS[values] = cells
+    return cells
 
 
 def parse_options(args: Sequence[str]) -> Tuple[Dict[str, Any], List[str]]:
@@ -176,8 +220,6 @@ class ChunkLayout:
                     self.header.append(column)
             self.cells.append((index[name], index[MV_PREFIX + name]))
         self.warning_cell = index[WARNING_FIELD]
-        self._shared: Dict[Any, Any] = {}
-        self._tails: Dict[int, Tuple[IncidentView, str]] = {}  # id(view) -> (view, its encoded cells)
 
     def header_line(self, header_text: str) -> Optional[str]:
         """The reply's header as CSV text when the input's can be passed through, else None."""
@@ -185,24 +227,9 @@ class ChunkLayout:
             return None
         return header_text + "," + ",".join(csv_cell(c) for c in self.header[self.width :])
 
-    def share(self, fields: Dict[str, Any]) -> None:
-        """One string object per distinct tenant and incident id in a chunk: memory, on big chunks."""
-        shared = self._shared
-        for name in SHARED_FIELDS:
-            fields[name] = shared.setdefault(fields[name], fields[name])
-
     def line(self, text: str, fields: Dict[str, Any], extra: Optional[Dict[str, Any]]) -> str:
         """A record's reply line: its text as sent, then the command's cells."""
         return self.head(text, fields) + (_EMPTY_INCIDENT_TAIL if extra is None else incident_tail(extra))
-
-    def view_line(self, text: str, fields: Dict[str, Any], view: Optional[IncidentView]) -> str:
-        """:meth:`line` with the incident's fields from its view, encoded once per view and chunk."""
-        if view is None:
-            return self.head(text, fields) + _EMPTY_INCIDENT_TAIL
-        known = self._tails.get(id(view))
-        if known is None or known[0] is not view:  # the view is held below: its id is not reused
-            known = self._tails[id(view)] = (view, incident_tail(view.output_fields()))
-        return self.head(text, fields) + known[1]
 
     def tenant(self, cells: List[str], name: str) -> Tuple[str, bool]:
         """The record's tenant_name and whether its row must be rewritten: a name its cell already holds
@@ -252,8 +279,8 @@ class DefenderLineage:
         self.incidents = True
         self._cache: Optional[IncidentCache] = None
         self._batches: Optional[StoreBatches] = None  # the store's reads, fetched as chunks are read
-        # (cache generation, (tenant id, incident id) -> view): see _flush
-        self._views: Tuple[int, Dict[Tuple[str, str], Optional[IncidentView]]] = (-1, {})
+        # (cache generation, (tenant id, incident id) -> a row's encoded end): see _flush
+        self._ends: Tuple[int, Dict[Tuple[str, str], bytes]] = (-1, {})
         self._warned = False
         # seconds waiting for the KV store, requests, keys asked, documents received
         self._fetch_stats: List[Any] = [0.0, 0, 0, 0]
@@ -358,28 +385,37 @@ class DefenderLineage:
                 write(body, layout, kept, fields, None)
 
     def _enriched(self, chunk: Chunk, layout: ChunkLayout, body: RecordsWriter, cache: IncidentCache) -> None:
-        """Records with their incident's fields. A record waits until the batch with its keys (and
-        every batch before) is fetched (``StoreBatches``); while the chunk is read, records are
-        written one finished batch behind, and at its end the last batch is fetched while the
-        records of the one before are written."""
+        """Records with their incident's fields. A record's row is begun as it is placed (its text
+        and lineage cells, encoded: :meth:`RecordsWriter.write_start`) and ended once the batch with
+        its keys (and every batch before) is fetched (``StoreBatches``); while the chunk is read, rows
+        are ended one finished batch behind, and at its end the last batch is fetched while the rows
+        of the one before are ended. A waiting record keeps only its fields and its row's slot."""
         if self._batches is None:
             self._batches = StoreBatches(cache, self._store_failed)
         batches = self._batches
         batches.start_chunk()
-        waiting: Deque[Tuple[Any, Dict[str, Any]]] = deque()
+        # (slot, the record when its row is written whole once its batch is fetched, else None; its
+        # fields; its (tenant id, incident id))
+        waiting: Deque[Tuple[int, Any, Dict[str, Any], Tuple[str, str]]] = deque()
         placed = 0
-        share, add, poll = layout.share, batches.add, batches.poll
+        seen, add, poll, head = batches.seen, batches.add, batches.poll, layout.head
+        write_start, hold_row, append = body.write_start, body.hold_row, waiting.append
         for kept, fields in self._placed(chunk, layout, body):
-            share(fields)
-            waiting.append((kept, fields))
+            slot = write_start(head(kept, fields)) if type(kept) is str else -1
+            pair = (fields["tenant_id"], fields["incident_id"])
+            if slot < 0:  # re-encoded cells, or text UTF-8 cannot encode: the whole row later
+                append((hold_row(), kept, fields, pair))
+            else:
+                append((slot, None, fields, pair))
             placed += 1
-            add(fields, placed)
+            if pair not in seen:  # the first record of its incident in this chunk, or a hunting row
+                add(fields, placed)
             if not placed & POLL_EVERY:
                 poll()
                 if batches.written_upto > placed - len(waiting):
                     self._flush(body, layout, waiting, batches.written_upto - (placed - len(waiting)), cache)
         batches.end_chunk(placed)
-        while batches.busy:  # write what is ready while the next answer is awaited
+        while batches.busy:  # end what is ready while the next answer is awaited
             self._flush(body, layout, waiting, batches.finished - (placed - len(waiting)), cache)
             batches.wait()
         self._flush(body, layout, waiting, len(waiting), cache)
@@ -388,35 +424,84 @@ class DefenderLineage:
         self,
         body: RecordsWriter,
         layout: ChunkLayout,
-        waiting: Deque[Tuple[Any, Dict[str, Any]]],
+        waiting: Deque[Tuple[int, Any, Dict[str, Any], Tuple[str, str]]],
         count: int,
         cache: IncidentCache,
     ) -> None:
-        """Write the first ``count`` waiting records, with their incidents as the cache has them now.
+        """End the rows of the first ``count`` waiting records, with their incidents as the cache has
+        them now.
 
-        Events of one incident that the store did not move on (no merge the event could not see, no
-        warning) leave their fields as placed and share the incident's view: that view is looked up
-        once per incident while the cache is unchanged."""
-        live = cache if cache.available else None
-        pop, write, enrich = waiting.popleft, self._write, self._enrich
-        if live is None:
+        Records of one incident that the store did not move on (no merge the record could not see,
+        no warning) keep their fields as placed and share the end of their rows: it is made once per
+        incident while the cache is unchanged (:meth:`_settle`), and each later record of the incident
+        costs a look-up."""
+        pop = waiting.popleft
+        if not cache.available:
             for _ in range(count):
-                kept, fields = pop()
-                write(body, layout, kept, fields, None)
+                slot, kept, fields, _ = pop()
+                if kept is None:
+                    body.end_row(slot, _EMPTY_ROW_END)
+                else:
+                    self._rewrite(body, layout, slot, kept, fields, None, start=False)
             return
-        if self._views[0] != cache.generation:
-            self._views = (cache.generation, {})
-        views = self._views[1]
+        if self._ends[0] != cache.generation:
+            self._ends = (cache.generation, {})
+        ends, parts, settle = self._ends[1], body.parts, self._settle
+        size = 0
         for _ in range(count):
-            kept, fields = pop()
-            key = (fields["tenant_id"], fields["incident_id"])
-            if key in views:
-                view = views[key]
+            slot, kept, fields, pair = pop()
+            end = ends.get(pair) if kept is None else None
+            if end is not None:
+                parts[slot] = end
+                size += len(end)
             else:
-                view = enrich(fields, live)
-                if view is not None and key[0] and view.incident_id == key[1] and not view.warning:
-                    views[key] = view  # enrich changed nothing in fields: the next event of it needs no call
-            write(body, layout, kept, fields, view)
+                settle(body, layout, slot, kept, fields, pair, cache, ends)
+        body.size += size
+
+    def _settle(
+        self,
+        body: RecordsWriter,
+        layout: ChunkLayout,
+        slot: int,
+        kept: Any,
+        fields: Dict[str, Any],
+        pair: Tuple[str, str],
+        cache: IncidentCache,
+        ends: Dict[Tuple[str, str], bytes],
+    ) -> None:
+        """One waiting record's row ended the careful way: its incident looked up (which may move the
+        record on to the incident its own merged into, or name a hunting row's incident). When that
+        changed nothing in its fields, the end of its row is kept for the incident's next records;
+        otherwise the row is written again whole."""
+        before = dict(fields) if kept is None else None
+        view = self._enrich(fields, cache)
+        if before is None:
+            self._rewrite(body, layout, slot, kept, fields, view, start=False)
+            return
+        end = row_end(view) if fields == before else None
+        if end is not None:
+            if pair[1]:  # named and unchanged: the incident's other records end alike
+                ends[pair] = end
+            body.end_row(slot, end)
+            return
+        begun = body.parts[slot - 1].decode("utf-8")  # the record's text, then its lineage cells as placed
+        text = begun[: len(begun) - len(layout.head("", before))]
+        self._rewrite(body, layout, slot, text, fields, view, start=True)
+
+    def _rewrite(
+        self,
+        body: RecordsWriter,
+        layout: ChunkLayout,
+        slot: int,
+        kept: Any,
+        fields: Dict[str, Any],
+        view: Optional[IncidentView],
+        start: bool,
+    ) -> None:
+        """The record's whole row, written in ``slot`` (replacing the start of its row if ``start``)."""
+        row = RecordsWriter()
+        self._write(row, layout, kept, fields, view)
+        body.put_row(slot, row, replace_start=start)
 
     @staticmethod
     def _write(
@@ -424,7 +509,7 @@ class DefenderLineage:
     ) -> None:
         """One record's reply row; a value UTF-8 cannot encode is replaced, and the record says so."""
         if type(kept) is str:
-            if body.write_line(layout.view_line(kept, fields, view)):
+            if body.write_line(layout.line(kept, fields, view.output_fields() if view is not None else None)):
                 return
             kept = make_safe([kept])[0]
         elif body.write_row(layout.row(kept, fields, view.output_fields() if view is not None else None)):

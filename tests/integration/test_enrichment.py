@@ -388,3 +388,20 @@ def test_incidents_false_makes_no_store_request(addon: Path, python: str, standi
     assert warnings_of(result) == []
     assert all(r[f] == "" for r in result.records for f in INCIDENT_OUTPUT_FIELDS)
     assert all(r["incident_id"].startswith("inc") for r in result.records)
+
+
+def test_a_title_utf8_cannot_encode_is_replaced_and_said(addon: Path, python: str, standin: SplunkdStandin) -> None:
+    # The store's JSON may hold a lone surrogate escape (\ud800) in a title: the row is rewritten with
+    # U+FFFD and says so, its neighbours (incident 2, before and after it) keep their own row ends.
+    standin.kv_save(COLLECTION, docs_from_incident(incident_item("1", displayName="bad \ud800 title"), TENANT))
+    standin.kv_save(COLLECTION, docs_from_incident(incident_item("2"), TENANT))
+    events = [alert_event(alert_item(f"a{n}", iid)) for n, iid in enumerate(("2", "1", "1", "2"))]
+    result = run(addon, python, standin, events)
+    titles = [r["incident_title"] for r in result.records]
+    assert titles == ["incident 2", "bad \ufffd title", "bad \ufffd title", "incident 2"]
+    warnings = [r["lineage_warning"] for r in result.records]
+    assert warnings == ["", UNENCODABLE, UNENCODABLE, ""]
+    assert [r["alert_id"] for r in result.records] == ["a0", "a1", "a2", "a3"]
+
+
+UNENCODABLE = "unencodable characters (lone surrogates) replaced with U+FFFD"

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from defender_lineage_core.incident_store import INCIDENT_OUTPUT_FIELDS
+from defender_lineage_core.incident_store import COLLECTION, INCIDENT_OUTPUT_FIELDS, docs_from_alert, docs_from_incident
 from tests.fixture_paths import SAMPLES
 from tests.harness.scp_driver import CommandResult, run_command
 
@@ -114,3 +114,130 @@ def test_oracle_comparison_sees_a_difference(both: Path, python: str) -> None:
     assert ours == oracle
     del oracle["records"][0][INCIDENT_OUTPUT_FIELDS[0]]
     assert ours != oracle
+
+
+# --- with an incident store (issue 18) -----------------------------------------------------------
+# The command reads the store in batches while a chunk is read, begins each row as it is placed and
+# ends it once its incident is fetched (rewriting it whole when the store moves the event on: merges,
+# hunting rows); the oracle reads every document of a chunk's keys at once, then enriches. Their
+# records must be equal. (Their inspector metrics differ by design: request counts.)
+
+_TENANT = "4a1f0c2e-9b7d-4c3a-8e55-2f6d1b0a9c31"
+
+
+def _alert(aid: str, iid: str, service: str = "microsoftDefenderForEndpoint", **more: Any) -> Dict[str, Any]:
+    item = {
+        "id": aid,
+        "incidentId": iid,
+        "tenantId": _TENANT,
+        "serviceSource": service,
+        "detectionSource": "antivirus",
+        "lastUpdateDateTime": "2026-09-14T09:00:00.1234567Z",
+    }
+    item.update(more)
+    return item
+
+
+def _incident(iid: str, alerts: List[Dict[str, Any]], **more: Any) -> Dict[str, Any]:
+    item = {
+        "id": iid,
+        "tenantId": _TENANT,
+        "displayName": f'incident {iid}, "quoted"',
+        "severity": "high",
+        "status": "active",
+        "lastUpdateDateTime": "2026-09-14T10:00:00Z",
+        "alerts": alerts,
+    }
+    item.update(more)
+    return item
+
+
+def _store_docs() -> List[Dict[str, Any]]:
+    """Incidents 1-3 (summaries listing their alerts), 2 merged into 3, 4 without a summary list (as
+    the rebuild search writes it), alert h1 of incident 5 (no summary: a hunting row finds it), and
+    600 more incidents for batches. Not an alert that left an incident after its summary: the oracle
+    reads every document of an incident's key, so it cannot see that (the command asks for the
+    listed alerts' newer versions: test_enrichment.py, test_incident_store.py)."""
+    docs: List[Dict[str, Any]] = []
+    for n, more in ((1, {}), (2, {"status": "redirected", "redirectIncidentId": "3"}), (3, {})):
+        alerts = [
+            _alert(f"a{n}-{k}", str(n), "microsoftDefenderForOffice365" if k else "microsoftDefenderForEndpoint")
+            for k in range(3)
+        ]
+        docs += docs_from_incident(_incident(str(n), alerts, **more), _TENANT)
+        docs += [d for a in alerts for d in docs_from_alert(a, _TENANT)]
+    docs += [
+        {k: v for k, v in d.items() if not k.startswith("alert_")}
+        for d in docs_from_incident(_incident("4", [_alert("a4-0", "4")]), _TENANT)
+    ]
+    docs += docs_from_alert(_alert("h1", "5", "microsoftDefenderForIdentity"), _TENANT)
+    for n in range(100, 700):
+        docs += docs_from_incident(_incident(str(n), [_alert(f"b{n}-{k}", str(n)) for k in range(2)]), _TENANT)
+    return docs
+
+
+def _event(item: Dict[str, Any], **more: Any) -> Dict[str, Any]:
+    record = {
+        "_raw": json.dumps(item),
+        "sourcetype": "ms:defender:graph:alert",
+        "source": f"ms_graph://{_TENANT}/security/alerts_v2",
+    }
+    record.update(more)
+    return record
+
+
+_HUNTING = {
+    "_raw": json.dumps({"AlertId": "h1", "ServiceSource": "Microsoft Defender for Identity"}),
+    "sourcetype": "ms:defender:graph:hunting",
+    "source": f"ms_graph://{_TENANT}/security/runHuntingQuery/alertinfo",
+    "AlertId": "h1",
+}
+_UNKNOWN_HUNTING = {**_HUNTING, "_raw": _HUNTING["_raw"].replace("h1", "h9"), "AlertId": "h9"}  # nothing found
+_STORE_EVENTS = st.one_of(
+    st.sampled_from(["1", "2", "3", "4", "5", "9", "150"]).map(lambda iid: _event(_alert(f"e-{iid}", iid))),
+    st.sampled_from([_HUNTING, _UNKNOWN_HUNTING]),
+    # the command run twice: its fields already there, so the row is re-encoded (the slow way)
+    st.sampled_from(["2", "3"]).map(lambda iid: _event(_alert(f"t-{iid}", iid), lineage_path="x", incident_title="y")),
+    st.builds(lambda text: _event(_alert("u", "1"), note=text), _TEXT),
+)
+
+
+@pytest.fixture
+def store(splunkd: Any, both: Path) -> Any:
+    splunkd.load_app_defaults(both)
+    splunkd.kv_save(COLLECTION, _store_docs())
+    return splunkd
+
+
+def _same_as_oracle(both: Path, python: str, store: Any, records: List[Dict[str, Any]], chunk_size: int) -> None:
+    kw: Dict[str, Any] = {"chunk_size": chunk_size, "splunkd_uri": store.uri, "session_key": store.session_key}
+    ours = run_command(both, python, records, **kw)
+    oracle = run_command(both, python, records, script=ORACLE_SCRIPT, **kw)
+    assert oracle.replies, oracle.stderr[-2000:]
+    assert ours.error is None and oracle.error is None, (ours.stderr[-2000:], oracle.stderr[-2000:])
+    assert len(ours.records) == len(records)
+    assert ours.records == oracle.records
+    assert ours.messages == oracle.messages
+
+
+@settings(
+    max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
+@given(records=st.lists(_STORE_EVENTS, max_size=12), chunk_size=st.integers(1, 5))
+def test_same_records_as_splunklib_with_an_incident_store(
+    both: Path, python: str, store: Any, records: List[Dict[str, Any]], chunk_size: int
+) -> None:
+    _same_as_oracle(both, python, store, records, chunk_size)
+
+
+def test_same_records_as_splunklib_when_a_chunk_is_read_in_several_batches(both: Path, python: str, store: Any) -> None:
+    # 605 incidents, each named in four tenants (three of which the store knows nothing of): 2,420
+    # keys, more than one batch of 2,000, so rows of the first batch end while the second is fetched.
+    records: List[Dict[str, Any]] = []
+    for n in [*range(100, 700), 1, 2, 3, 4, 9]:
+        for k in range(3):
+            records.append(_event(_alert(f"x{n}-{k}", str(n))))
+            other = dict(_alert(f"y{n}-{k}", str(n)), tenantId=f"0b7e5d1c-1111-4c3a-8e55-{k:012d}")
+            records.append(_event(other, source=f"ms_graph://{other['tenantId']}/security/alerts_v2"))
+    records[7:7] = [_UNKNOWN_HUNTING, _HUNTING]  # a row that finds nothing ends alone: the next finds its own
+    _same_as_oracle(both, python, store, records, chunk_size=len(records))

@@ -142,3 +142,27 @@ def test_session_error_reply_and_bad_framing() -> None:
     with pytest.raises(scp.ProtocolError, match="ended after"):
         scp.read_chunk(io.BytesIO(b"chunked 1.0,2,10\n{}abc"))
     assert json.loads(scp.encode_metadata({"a": None, "b": 1})) == {"b": 1}
+
+
+def test_rows_begun_now_and_ended_later_come_out_in_their_places() -> None:
+    # defenderlineage begins a row as it places the record and ends it once its incident is fetched;
+    # a row it must re-encode whole takes a held place; the reply's size counts what is written.
+    writer = scp.RecordsWriter()
+    writer.write_line("a,b")
+    first = writer.write_start("1,")
+    held = writer.hold_row()
+    third = writer.write_start("3,é")
+    rewritten = writer.write_start("4,old")
+    assert writer.write_start("5,\ud800") == -1  # cannot be encoded: nothing written
+    writer.end_row(third, b",x\r\n")
+    whole = scp.RecordsWriter()
+    whole.write_row(["2", "y,z"])
+    writer.put_row(held, whole)
+    writer.end_row(first, b"w\r\n")
+    again = scp.RecordsWriter()
+    again.write_row(["4", "new"])
+    writer.put_row(rewritten, again, replace_start=True)
+    body = b"".join(writer.parts)
+    assert body == 'a,b\r\n1,w\r\n2,"y,z"\r\n3,é,x\r\n4,new\r\n'.encode()
+    assert writer.size == len(body)
+    assert writer.rows == 5

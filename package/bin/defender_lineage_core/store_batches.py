@@ -49,7 +49,8 @@ class StoreBatches:
         self.batch_size = max(1, batch_size)
         self._worker: Optional[ThreadPoolExecutor] = None
         self._asked: Tuple[Set[str], Set[str]] = (set(), set())  # this chunk's incident and alert keys
-        self._seen: Set[Tuple[Any, Any]] = set()  # (tenant_id, incident_id) as placed, of those keys
+        # (tenant_id, incident_id) as placed, of those keys: a record naming one again needs no add()
+        self.seen: Set[Tuple[Any, Any]] = set()
         self._new: Tuple[List[str], List[str]] = ([], [])  # keys not in a batch yet
         self._pending: Deque[Tuple[List[str], List[str], int]] = deque()  # batches not started
         self._active: Optional[Tuple[Steps, Future, int]] = None  # (its steps, its request, its records)
@@ -61,18 +62,18 @@ class StoreBatches:
     def start_chunk(self) -> None:
         """Forget the last chunk's keys and record counts (records are counted per chunk)."""
         self._asked = (set(), set())
-        self._seen = set()
+        self.seen = set()
         self._new = ([], [])
         self.finished = self.written_upto = 0
 
     def add(self, fields: Mapping[str, Any], placed: int) -> None:
         """The store keys of a placed record (``lineage.place`` output), the ``placed``-th of the chunk."""
         pair = (fields.get("tenant_id"), fields.get("incident_id"))
-        if pair[1] and pair in self._seen:  # another event of an incident this chunk named already
+        if pair[1] and pair in self.seen:  # another event of an incident this chunk named already
             return
         ikey, akey = request_keys(fields)
         if ikey:
-            self._seen.add(pair)
+            self.seen.add(pair)
         if ikey:
             if ikey in self._asked[0]:
                 return
