@@ -14,8 +14,9 @@ each request in a worker thread that only waits for splunkd, while this thread p
 events and takes the answers in. An event's row is begun as it is placed (its text and lineage
 cells, encoded) and ended once the batch with its keys is fetched (one batch behind while the chunk
 is read): the end (its incident's cells) is made once per incident, so an event costs a look-up; only
-an event the store moves on (a merge it could not see, a hunting row's incident) is written again. Each answer stays far below ``max_rows_per_query``. What was fetched is kept for the whole
-search. If the store cannot be read, the search shows one warning and the command stops asking;
+an event the store moves on (a merge it could not see, a hunting row's incident) is written again.
+Each answer stays far below ``max_rows_per_query``. What was fetched is kept for the whole search.
+If the store cannot be read, the search shows one warning and the command stops asking;
 events written from then on get every field they can have from themselves. Whatever a record holds,
 it comes back, in order, with the fields it came with; ``lineage_warning`` says what could not be
 read.
