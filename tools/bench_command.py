@@ -241,7 +241,7 @@ class Variant:
         self.stream_seconds: List[float] = []
         self.total_seconds: List[float] = []
         self.kv_per_chunk: List[float] = []
-        self.kv_seconds: List[float] = []  # time the command waited for the KV store (its metric)
+        self.kv_seconds: List[float] = []  # time the command waited for the KV store (its metric, blocked)
         self.peak_rss: List[int] = []  # bytes, the command process's peak resident set
         self.kv_docs_read: List[int] = []  # documents the command received (its metric)
         self.kv_docs_in_store = 0
@@ -503,13 +503,13 @@ def report(
         out.append(f"| {label} | {rate[key]:,.0f} | {ratios} | {kv} | {total} | {peak} |")
     out += [
         "",
-        f"In (d) the command's {requests} KV store requests took {kv_seconds:.2f} s per run "
-        f"({kv_seconds / max(1, requests) * 1000:.0f} ms each, its own `metric.incident_store` in the job "
-        "inspector): the stand-in answers from SQLite on loopback, pre-selecting rows by incident_key and "
-        "alert_key as splunkd's KV store uses the collection's accelerated fields. The last row takes that time "
-        "out, to show the command's own cost; splunkd's answer time is not measured here. A chunk naming more "
-        f"than {PREFETCH_BATCH:,} new keys is fetched {PREFETCH_BATCH:,} keys at a time while it is read, so "
-        "part of that time overlapped the placing and the last row takes out more than the command waited. "
+        f"In (d) the command made {requests} KV store requests per run and waited {kv_seconds:.2f} s for "
+        "them (its own `metric.incident_store` in the job inspector: the time it could do nothing else, at a "
+        "chunk's end; the requests of a chunk naming more than "
+        f"{PREFETCH_BATCH:,} new keys run {PREFETCH_BATCH:,} keys at a time while it is read, beside the placing). "
+        "The stand-in answers from SQLite on loopback, pre-selecting rows by incident_key and alert_key as "
+        "splunkd's KV store uses the collection's accelerated fields, in a process of its own on the same "
+        "cores. The last row takes the wait out, to show the command's own cost. "
         f"The store holds what both inputs write: {d.kv_docs_in_store:,} documents, 11 per incident (the incidents "
         "input's summary listing its alerts, its own and the alerts input's alert documents, older than the "
         f"summary); the command received {d.kv_docs_read[best['d']]:,} of them per run.",

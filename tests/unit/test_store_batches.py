@@ -132,3 +132,24 @@ def test_a_bug_while_taking_an_answer_in_is_a_failure_not_a_crash() -> None:
     assert [type(f) for f in failures] == [KeyError] and "KeyError" in str(cache.failure)
     assert batches.finished == 2 and len(fake.requests) == 1
     batches.close()
+
+
+def test_only_the_time_the_command_waits_is_counted(monkeypatch: Any) -> None:
+    # metric.incident_store's seconds: what the command's thread spent blocked in wait(), not the
+    # requests' own time (they run beside the placing). A fake clock: one reading before and one
+    # after each blocking wait, none for polls.
+    import defender_lineage_core.store_batches as module
+
+    readings = iter([10.0, 12.5, 20.0, 20.25])
+    monkeypatch.setattr(module.time, "perf_counter", lambda: next(readings))
+    fake, _, failures, batches = batches_over(4, batch_size=2)
+    batches.poll()  # nothing asked yet: no clock reading
+    batches.wait()
+    for placed, n in enumerate([0, 1], start=1):
+        batches.add(fields(n), placed)
+    fake.release()
+    batches.wait()  # the summaries: 2.5 s on the fake clock
+    fake.release()
+    batches.wait()  # the alert versions newer than them: 0.25 s
+    assert not batches.busy and batches.waited == 2.75 and failures == []
+    batches.close()

@@ -18,6 +18,7 @@ fetched.
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Deque, List, Mapping, Optional, Set, Tuple
@@ -54,6 +55,7 @@ class StoreBatches:
         self._new: Tuple[List[str], List[str]] = ([], [])  # keys not in a batch yet
         self._pending: Deque[Tuple[List[str], List[str], int]] = deque()  # batches not started
         self._active: Optional[Tuple[Steps, Future, int]] = None  # (its steps, its request, its records)
+        self.waited = 0.0  # seconds the command's thread waited for an answer (the rest overlapped its work)
         self.finished = 0  # records whose batches are all fetched
         self.written_upto = 0  # one finished batch behind (what to write while reading)
 
@@ -114,9 +116,11 @@ class StoreBatches:
                 return
 
     def wait(self) -> None:
-        """Wait for the request being fetched, then :meth:`poll`."""
+        """Wait for the request being fetched, then :meth:`poll`; the time waited adds to :attr:`waited`."""
         if self._active is not None:
+            started = time.perf_counter()
             self._active[1].exception()  # waits; the exception (if any) is taken in by poll
+            self.waited += time.perf_counter() - started
         self.poll()
 
     def close(self) -> None:
