@@ -367,9 +367,13 @@ def _newer(candidate: Mapping[str, Any], current: Optional[Mapping[str, Any]]) -
     return _text(candidate.get("_key")) < _text(current.get("_key"))
 
 
-def _listed_alerts(ikey: str, summary: Mapping[str, Any]) -> Optional[List[Tuple[str, str, str, str]]]:
-    """(alert key, alert id, service, detection) of each alert a summary lists; None when it lists
-    none (written without them) or its lists do not line up."""
+Columns = Tuple[List[str], List[str], List[str], List[str]]  # alert keys, ids, services, detections
+
+
+def _listed_columns(ikey: str, summary: Mapping[str, Any]) -> Optional[Columns]:
+    """(alert keys, alert ids, services, detections), one item per alert a summary lists (alerts
+    with an empty id left out); None when it lists none (written without them) or its lists do not
+    line up. Columns rather than a tuple per alert: a lean summary keeps them as they are."""
     ids = summary.get("alert_ids")
     services = summary.get("alert_service_sources")
     detections = summary.get("alert_detection_sources")
@@ -379,24 +383,24 @@ def _listed_alerts(ikey: str, summary: Mapping[str, Any]) -> Optional[List[Tuple
         return None
     tenant = _text(summary.get("tenant_id")).lower() or ikey.rpartition(":")[0]
     if not tenant:
-        return []
+        return [], [], [], []
+    id_texts, service_texts, detection_texts = _texts(ids), _texts(services), _texts(detections)
+    if "" in id_texts:  # rare: drop the alerts without an id, keeping the columns in line
+        kept = [n for n, aid in enumerate(id_texts) if aid]
+        id_texts = [id_texts[n] for n in kept]
+        service_texts = [service_texts[n] for n in kept]
+        detection_texts = [detection_texts[n] for n in kept]
     prefix = tenant + ":"
-    return [
-        (prefix + aid.lower(), aid, service, detection)
-        for aid, service, detection in zip(_texts(ids), _texts(services), _texts(detections))
-        if aid
-    ]
+    return [prefix + aid.lower() for aid in id_texts], id_texts, service_texts, detection_texts
 
 
 def _texts(values: List[Any]) -> List[str]:
     """``_text`` of each value; plain strings (the usual JSON answer) without a call each."""
     texts = [v.strip() if type(v) is str else _text(v) for v in values]
-    return ["" if t == "null" else t for t in texts]
+    return ["" if t == "null" else t for t in texts] if "null" in texts else texts
 
 
-def _alert_docs_of_summary(
-    ikey: str, summary: Mapping[str, Any], listed: Iterable[Tuple[str, str, str, str]]
-) -> Iterator[Doc]:
+def _alert_docs_of_summary(ikey: str, summary: Mapping[str, Any], listed: Columns) -> Iterator[Doc]:
     """The alert documents the incidents input writes beside this summary, as the summary lists
     them, dated by the summary: it was read with its alerts, so each is at least that recent."""
     origin = _text(summary.get("origin"))
@@ -409,7 +413,7 @@ def _alert_docs_of_summary(
         "last_update_date_time": _text(summary.get("last_update_date_time")),
     }
     key_end = ":" + origin
-    for akey, aid, service, detection in listed:
+    for akey, aid, service, detection in zip(*listed):
         yield {
             "_key": ALERT + ":" + akey + key_end,  # doc_key(ALERT, akey, origin)
             **shared,
@@ -487,6 +491,20 @@ def empty_output_fields() -> Dict[str, Any]:
     return dict.fromkeys(INCIDENT_OUTPUT_FIELDS, "")
 
 
+# The summary fields an IncidentView shows, in its order.
+_VIEW_SUMMARY_FIELDS: Tuple[str, ...] = (
+    "title",
+    "severity",
+    "status",
+    "classification",
+    "determination",
+    "assigned_to",
+    "created_date_time",
+    "last_update_date_time",
+    "incident_web_url",
+)
+
+
 class StoreUnavailable(Exception):
     """The incident store could not be read; the cache does not ask again for this search."""
 
@@ -534,6 +552,11 @@ class IncidentCache:
         # incident_key -> (instant, listed alert keys) of its newest summary, when that lists alerts
         self._listing: Dict[str, Tuple[int, List[str]]] = {}
         self._members: Dict[str, Set[str]] = {}  # incident_key -> alert_keys whose newest doc names it
+        # Lean summaries (see add_docs): incident_key -> (instant, alert keys, ids, services,
+        # detections) of a summary whose alerts are not indexed in the four dicts above yet, and
+        # alert_key -> the lean incident that lists it.
+        self._lean: Dict[str, Tuple[int, List[str], List[str], List[str], List[str]]] = {}
+        self._lean_owner: Dict[str, str] = {}
         self._asked_incidents: Set[str] = set()
         self._asked_alerts: Set[str] = set()
         self._views: Dict[str, Optional[IncidentView]] = {}
@@ -630,6 +653,7 @@ class IncidentCache:
 
     def _unfetched_targets(self, incidents: Set[str], alerts: Set[str]) -> Set[str]:
         """Incidents the given keys lead to (through alerts and merges) that were never asked for."""
+        self._index_lean((), alerts)
         starts = set(incidents)
         for akey in alerts:
             doc = self._alerts.get(akey)
@@ -649,6 +673,7 @@ class IncidentCache:
 
     def add_docs(self, docs: Iterable[Mapping[str, Any]]) -> None:
         """Take documents into the cache (newest version per incident and per alert wins)."""
+        summaries = self._summaries
         for doc in docs:
             if not isinstance(doc, Mapping):
                 continue
@@ -658,16 +683,21 @@ class IncidentCache:
                 ikey = _text(doc.get("incident_key")).lower()
                 if not ikey:
                     continue
-                listed = _listed_alerts(ikey, doc)
+                listed = _listed_columns(ikey, doc)
+                if listed is not None and listed[0] and ikey not in summaries and self._take_lean(ikey, doc, listed):
+                    continue
+                if self._lean:
+                    self._index_lean((ikey,), listed[0] if listed else ())
                 at = _instant(doc)
-                if _newer(doc, self._summaries.get(ikey)):
-                    self._summaries[ikey] = dict(doc)
+                current = summaries.get(ikey)
+                if current is None or _newer(doc, current):
+                    summaries[ikey] = dict(doc)
                     if listed is not None:
-                        self._listing[ikey] = (at, [akey for akey, _, _, _ in listed])
+                        self._listing[ikey] = (at, listed[0])
                     else:
                         self._listing.pop(ikey, None)
-                if listed:  # each listed alert as the incidents input's own alert document says it
-                    self._docs += len(listed)
+                if listed and listed[0]:  # each listed alert as the incidents input's own alert document says it
+                    self._docs += len(listed[0])
                     self._add_listed(ikey, at, listed, _alert_docs_of_summary(ikey, doc, listed))
             elif doc_type == ALERT:
                 akey = _text(doc.get("alert_key")).lower()
@@ -678,17 +708,60 @@ class IncidentCache:
                         _text(doc.get("detection_source")),
                     )
                     ikey = _text(doc.get("incident_key")).lower()
+                    if self._lean:
+                        self._index_lean((ikey,), (akey,))
                     self._add_alert(dict(doc), akey, ikey, _instant(doc), parts)
         self._views.clear()
         self._views_as_asked.clear()
         self.generation += 1
 
-    def _add_listed(self, ikey: str, at: int, listed: List[Tuple[str, str, str, str]], docs: Iterable[Doc]) -> None:
+    # Whether add_docs may keep a summary lean; a test switches it off to get the eager reference.
+    lean_summaries = True
+
+    def _take_lean(self, ikey: str, doc: Mapping[str, Any], listed: Columns) -> bool:
+        """Keep a summary that lists its alerts without indexing them one by one, when nothing else
+        in the cache concerns its incident or its alerts (the usual case: a chunk's incidents,
+        fetched for the first time). Its alerts are indexed (:meth:`_index_lean`) only when
+        something reads or changes them; the view reads the columns."""
+        keys = listed[0]
+        fresh = set(keys)
+        if not (
+            self.lean_summaries
+            and not self._members.get(ikey)
+            and len(fresh) == len(keys)
+            and self._alert_at.keys().isdisjoint(fresh)
+            and self._lean_owner.keys().isdisjoint(fresh)
+        ):
+            return False
+        at = _instant(doc)
+        self._summaries[ikey] = dict(doc)
+        self._listing[ikey] = (at, keys)
+        self._lean[ikey] = (at, *listed)
+        self._lean_owner.update(dict.fromkeys(keys, ikey))
+        self._docs += len(keys)
+        return True
+
+    def _index_lean(self, incidents: Iterable[str], alerts: Iterable[str]) -> None:
+        """Index, as the eager reading does, the lean incidents among ``incidents`` and those
+        listing one of ``alerts``, before anything reads or changes their alerts.
+        Lean incidents' alerts are known to nobody else (see :meth:`_take_lean`), so indexing one
+        later than it was read, or another one's first, gives the same cache as reading it eagerly."""
+        lean, owner = self._lean, self._lean_owner
+        for ikey in [*incidents, *(owner[akey] for akey in alerts if akey in owner)]:
+            if ikey not in lean:  # not lean, or indexed a moment ago
+                continue
+            at, *listed = lean.pop(ikey)
+            columns: Columns = (listed[0], listed[1], listed[2], listed[3])
+            for akey in columns[0]:
+                del owner[akey]
+            self._add_listed(ikey, at, columns, _alert_docs_of_summary(ikey, self._summaries[ikey], columns))
+
+    def _add_listed(self, ikey: str, at: int, listed: Columns, docs: Iterable[Doc]) -> None:
         """:meth:`_add_alert` for each alert a summary lists; an alert seen for the first time (the
         usual case) without the call and the comparison."""
         alert_at, alerts, alert_parts = self._alert_at, self._alerts, self._alert_parts
         members: Optional[Set[str]] = None
-        for doc, (akey, aid, service, detection) in zip(docs, listed):
+        for doc, akey, aid, service, detection in zip(docs, *listed):
             if akey in alert_at:
                 self._add_alert(doc, akey, ikey, at, (aid, service, detection))
                 continue
@@ -724,7 +797,10 @@ class IncidentCache:
 
     def incident_of_alert(self, tenant_id: str, alert_id: str) -> str:
         """The incident id the store's newest version of this alert names ("" when unknown)."""
-        doc = self._alerts.get(alert_key(tenant_id, alert_id))
+        akey = alert_key(tenant_id, alert_id)
+        if akey in self._lean_owner:
+            self._index_lean((), (akey,))
+        doc = self._alerts.get(akey)
         return _text(doc.get("incident_id")) if doc is not None else ""
 
     def view(self, tenant_id: str, incident_id: str) -> Optional[IncidentView]:
@@ -771,20 +847,61 @@ class IncidentCache:
             current = target
 
     def _build_view(self, tenant: str, incident_id: str, ikey: str) -> Optional[IncidentView]:
-        survivor_key, chain, warning = self._follow(ikey, incident_id)
-        summary = self._summaries.get(survivor_key)
-        members = self._members.get(survivor_key, ())
-        if summary is None and not members and len(chain) == 1 and not warning:
-            return None
+        summary = self._summaries.get(ikey)
+        if summary is not None and _text(summary.get("status")).lower() == REDIRECTED:
+            survivor_key, chain, warning = self._follow(ikey, incident_id)
+            summary = self._summaries.get(survivor_key)
+        else:  # not redirected (nearly always): _follow would stop here
+            survivor_key, chain, warning = ikey, [incident_id], ""
+        lean = self._lean.get(survivor_key)
+        if lean is not None:  # its summary is its only source: the columns, as the members would give them
+            alert_ids, services, detections = set(lean[2]), set(lean[3]), set(lean[4])
+        else:
+            members = self._members.get(survivor_key, ())
+            if summary is None and not members and len(chain) == 1 and not warning:
+                return None
+            alert_ids, services, detections = self._member_parts(survivor_key, summary is not None, members)
+        for values in (alert_ids, services, detections):
+            values.discard("")
+        found = summary is not None
+        s: Mapping[str, Any] = summary or {}
+        title, severity, status, classification, determination, assigned_to, created, updated, url = _texts(
+            [s.get(field) for field in _VIEW_SUMMARY_FIELDS]
+        )
+        return IncidentView(
+            tenant_id=tenant,
+            incident_id=chain[-1],
+            original_id=incident_id,
+            found=found,
+            title=title,
+            severity=severity,
+            status=status,
+            classification=classification,
+            determination=determination,
+            assigned_to=assigned_to,
+            created_date_time=created,
+            last_update_date_time=updated,
+            incident_web_url=url,
+            alert_ids=tuple(sorted(alert_ids)),
+            service_sources=tuple(sorted(services)),
+            detection_sources=tuple(sorted(detections)),
+            chain=tuple(chain),
+            warning=warning,
+        )
+
+    def _member_parts(
+        self, ikey: str, has_summary: bool, members: Iterable[str]
+    ) -> Tuple[Set[str], Set[str], Set[str]]:
+        """(alert ids, services, detections) of the alerts whose newest version names ``ikey``."""
         # One pass over the alerts (a view is built once per incident and search, but for every
-        # incident of a big chunk); each set is sorted below, so the members' order does not matter.
+        # incident of a big chunk); each set is sorted by the caller, so the order does not matter.
         alert_ids: Set[str] = set()
         services: Set[str] = set()
         detections: Set[str] = set()
         # A summary that lists its alerts was read with them: an alert version older than it that
         # names the incident but is not listed there left the incident before (its listed alerts
         # are in the cache at the summary's time, so they are not older).
-        listing = self._listing.get(survivor_key) if summary is not None else None
+        listing = self._listing.get(ikey) if has_summary else None
         floor = listing[0] if listing is not None else -1
         alert_at, alert_parts = self._alert_at, self._alert_parts
         for akey in members:
@@ -794,30 +911,7 @@ class IncidentCache:
             alert_ids.add(alert_id)
             services.add(service)
             detections.add(detection)
-        for values in (alert_ids, services, detections):
-            values.discard("")
-        found = summary is not None
-        s: Mapping[str, Any] = summary or {}
-        return IncidentView(
-            tenant_id=tenant,
-            incident_id=chain[-1],
-            original_id=incident_id,
-            found=found,
-            title=_text(s.get("title")),
-            severity=_text(s.get("severity")),
-            status=_text(s.get("status")),
-            classification=_text(s.get("classification")),
-            determination=_text(s.get("determination")),
-            assigned_to=_text(s.get("assigned_to")),
-            created_date_time=_text(s.get("created_date_time")),
-            last_update_date_time=_text(s.get("last_update_date_time")),
-            incident_web_url=_text(s.get("incident_web_url")),
-            alert_ids=tuple(sorted(alert_ids)),
-            service_sources=tuple(sorted(services)),
-            detection_sources=tuple(sorted(detections)),
-            chain=tuple(chain),
-            warning=warning,
-        )
+        return alert_ids, services, detections
 
 
 # --- enrichment of placed events -----------------------------------------------------------------
