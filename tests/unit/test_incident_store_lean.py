@@ -1,0 +1,232 @@
+"""Lean summaries (issue 18): a summary that lists its alerts is read without indexing them, and the
+cache answers exactly as the eager reading does.
+
+The reference is the same ``IncidentCache`` with ``lean_summaries`` off. That is a fair reference:
+with it off, ``_take_lean`` refuses every summary, so the lean state stays empty, every
+``_index_lean`` finds nothing to do and every view takes the members' path; what remains is the
+eager reading as it was before lean summaries (each listed alert indexed as an alert document dated
+by its summary), which the other tests of ``test_incident_store.py`` hold to the store's rules.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Dict, List, Tuple
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from defender_lineage_core import incident_store as store
+from defender_lineage_core.incident_store import (
+    ALERT,
+    INCIDENT,
+    ORIGINS,
+    IncidentCache,
+    IncidentView,
+    docs_from_alert,
+    docs_from_incident,
+)
+from tests.unit.test_incident_store import OTHER, TENANT, FakeStore, alert
+
+TENANTS = (TENANT, OTHER)
+DOC_TENANTS = (TENANT, TENANT, TENANT, OTHER)  # mostly one tenant: documents meet more often
+INCIDENT_IDS = ("1", "2", "3", "X", "x")  # "X" and "x": one incident, spelled two ways
+# Mixed case (one alert), padded, empty and "null" ids (both skipped), and numbers.
+ALERT_IDS = ("a1", "A1", "a2", " a3 ", "b1", "", "null", 7)
+TIMES = (
+    "2026-09-14T09:00:00Z",
+    "2026-09-14T10:00:00Z",
+    "2026-09-14T10:00:00.5Z",  # same second as the one above, later
+    "2026-09-14T10:00:00.5000Z",  # the same instant written otherwise: ties
+    "not a time",
+    "",
+)
+SERVICES = ("microsoftDefenderForEndpoint", "microsoftDefenderForOffice365", "", "unknown", " padded ", None)
+DETECTIONS = ("antivirus", "cloudAppSecurity", "", "null")
+
+
+def _alert_key_text(tenant: str, aid: Any) -> str:
+    return f"{tenant}:{str(aid).strip()}" if str(aid).strip() else ""
+
+
+@st.composite
+def summary_docs(draw: Any) -> Dict[str, Any]:
+    """A summary as a writer or the rebuild search left it: listing its alerts or not, lists that
+    do not line up, redirects, mixed-case keys, a tenant only in the key."""
+    tenant = draw(st.sampled_from(DOC_TENANTS))
+    iid = draw(st.sampled_from(INCIDENT_IDS))
+    origin = draw(st.sampled_from(ORIGINS))
+    doc: Dict[str, Any] = {
+        "_key": f"incident:{tenant}:{iid.lower()}:{origin}",
+        "doc_type": INCIDENT,
+        "origin": origin,
+        "tenant_id": draw(st.sampled_from([tenant, tenant.upper(), ""])),
+        "incident_key": f"{tenant}:{iid}",
+        "incident_id": iid,
+        "last_update_date_time": draw(st.sampled_from(TIMES)),
+        "title": draw(st.sampled_from(["", "first", "second"])),
+        "severity": draw(st.sampled_from(["", "high"])),
+        "status": draw(st.sampled_from(["active", "active", "redirected", "Redirected"])),
+        "redirect_incident_id": draw(st.sampled_from(("", *INCIDENT_IDS))),
+    }
+    shape = draw(st.sampled_from(["listed", "listed", "listed", "unlisted", "misaligned", "not lists"]))
+    if shape != "unlisted":
+        alerts = draw(
+            st.lists(
+                st.tuples(st.sampled_from(ALERT_IDS), st.sampled_from(SERVICES), st.sampled_from(DETECTIONS)),
+                max_size=4,
+            )
+        )
+        doc["alert_ids"] = [a for a, _, _ in alerts]
+        doc["alert_service_sources"] = [s for _, s, _ in alerts]
+        doc["alert_detection_sources"] = [d for _, _, d in alerts]
+        if shape == "misaligned":
+            doc["alert_service_sources"].append("extra")
+        elif shape == "not lists":
+            doc["alert_ids"] = ",".join(str(a) for a in doc["alert_ids"])
+    return doc
+
+
+@st.composite
+def alert_docs(draw: Any) -> Dict[str, Any]:
+    """An alert document naming an incident (or none): it may move a listed alert elsewhere."""
+    tenant = draw(st.sampled_from(DOC_TENANTS))
+    aid = draw(st.sampled_from([a for a in ALERT_IDS if str(a).strip()]))
+    iid = draw(st.sampled_from(("", *INCIDENT_IDS)))
+    origin = draw(st.sampled_from(ORIGINS))
+    return {
+        "_key": f"alert:{_alert_key_text(tenant, aid).lower()}:{origin}",
+        "doc_type": ALERT,
+        "origin": origin,
+        "tenant_id": tenant,
+        "incident_key": f"{tenant}:{iid}" if iid else "",
+        "incident_id": iid,
+        "alert_key": _alert_key_text(tenant, aid),
+        "alert_id": aid,
+        "last_update_date_time": draw(st.sampled_from(TIMES)),
+        "service_source": draw(st.sampled_from(SERVICES)),
+        "detection_source": draw(st.sampled_from(DETECTIONS)),
+    }
+
+
+def incident_listing(iid: str, *alert_ids: str, services: Tuple[str, ...] = ()) -> Dict[str, Any]:
+    """A Graph incident at 10:00 with its alerts expanded (as of 09:00)."""
+    alerts = [alert(a, iid, *services[n : n + 1]) for n, a in enumerate(alert_ids)]
+    return {"id": iid, "tenantId": TENANT, "lastUpdateDateTime": "2026-09-14T10:00:00Z", "alerts": alerts}
+
+
+DOCS = st.lists(st.one_of(summary_docs(), alert_docs()), max_size=6)
+ASKED_TENANTS = st.sampled_from((TENANT, OTHER, f" {TENANT.upper()} "))
+INCIDENT_KEYS = st.lists(st.sampled_from([store.incident_key(t, i) for t in TENANTS for i in INCIDENT_IDS]), max_size=3)
+ALERT_KEYS = st.lists(st.sampled_from([store.alert_key(t, str(a)) for t in TENANTS for a in ALERT_IDS]), max_size=2)
+OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("add"), DOCS),
+        st.tuples(st.just("view"), ASKED_TENANTS, st.sampled_from(INCIDENT_IDS)),
+        st.tuples(st.just("alert"), ASKED_TENANTS, st.sampled_from([str(a) for a in ALERT_IDS])),
+        st.tuples(st.just("prefetch"), INCIDENT_KEYS, ALERT_KEYS),
+    ),
+    max_size=12,
+)
+
+
+def _readings(cache: IncidentCache) -> Tuple[Any, ...]:
+    """Everything a reader can get out of the cache, for every incident and alert of the pools."""
+    views = [cache.view(t, i) for t in TENANTS for i in INCIDENT_IDS]
+    survivors = [cache.surviving_incident(t, i) for t in TENANTS for i in INCIDENT_IDS]
+    alerts = [cache.incident_of_alert(t, str(a)) for t in TENANTS for a in ALERT_IDS]
+    incidents = {store.incident_key(t, i) for t in TENANTS for i in INCIDENT_IDS}
+    request = cache._ask_alerts_of(incidents)
+    return views, survivors, alerts, request.args, cache._docs, cache.generation
+
+
+def _run(ops: List[Any], stored: List[Dict[str, Any]], max_docs: int, lean: bool) -> Tuple[List[Any], Any]:
+    """Apply ``ops`` to a fresh cache; what each read gave, the store's requests, then the readings."""
+    fake = FakeStore(stored)
+    cache = IncidentCache(find=fake.find, max_docs=max_docs)
+    cache.lean_summaries = lean
+    seen: List[Any] = []
+    for op in ops:
+        if op[0] == "add":
+            cache.add_docs(op[1])
+            # every view after every change (views index nothing, so the lean state stays as it is)
+            seen.append([cache.view(t, i) for t in TENANTS for i in INCIDENT_IDS])
+        elif op[0] == "view":
+            seen.append((cache.view(op[1], op[2]), cache.surviving_incident(op[1], op[2])))
+        elif op[0] == "alert":
+            seen.append(cache.incident_of_alert(op[1], op[2]))
+        else:
+            cache.prefetch(op[1], op[2])
+            seen.append([[dataclasses.astuple(term) for term in terms] for terms in fake.terms])
+    return seen, _readings(cache)
+
+
+@settings(max_examples=400, deadline=None)
+@given(OPS, st.lists(st.one_of(summary_docs(), alert_docs()), max_size=10), st.sampled_from([6, 20, 10_000]))
+def test_lean_summaries_read_exactly_as_the_eager_reading(
+    ops: List[Any], stored: List[Dict[str, Any]], max_docs: int
+) -> None:
+    # Interleaved reads matter: each may index some lean incidents and not others before more
+    # documents come; a small max_docs makes prefetch start the cache again now and then.
+    assert _run(ops, stored, max_docs, lean=True) == _run(ops, stored, max_docs, lean=False)
+
+
+def _summary(iid: str, *alert_ids: str, updated: str = "2026-09-14T10:00:00Z") -> Dict[str, Any]:
+    """The summary document of incident ``iid`` listing ``alert_ids`` (as the incidents input writes it)."""
+    item = incident_listing(iid, *alert_ids)
+    item["lastUpdateDateTime"] = updated
+    return docs_from_incident(item, TENANT)[0]
+
+
+def _alert_doc(aid: str, iid: str, updated: str) -> Dict[str, Any]:
+    return docs_from_alert(alert(aid, iid, updated=updated), TENANT)[0]
+
+
+# Each case is one a lean summary must not be taken in (and the rule of _take_lean that refuses it).
+REFUSED = {
+    # an alert naming the incident, newer than its summary: a member the columns do not hold
+    "the incident has members": [_alert_doc("a9", "1", "2026-09-14T11:00:00Z"), _summary("1", "a1")],
+    # a1 known as incident 2's: the summary moves it, so incident 2's view changes too
+    "an alert is indexed": [_alert_doc("a1", "2", "2026-09-14T09:00:00Z"), _summary("1", "a1")],
+    # a1 listed by lean incident 2: the newer summary of 1 takes it from there
+    "an alert is lean elsewhere": [_summary("2", "a1"), _summary("1", "a1", updated="2026-09-14T11:00:00Z")],
+    # one alert listed twice (two spellings): the second listing is compared with the first
+    "an alert is listed twice": [_summary("1", "a1", "A1")],
+}
+
+
+@pytest.mark.parametrize("docs", list(REFUSED.values()), ids=list(REFUSED))
+def test_summaries_the_lean_reading_refuses_read_as_the_eager_one(docs: List[Dict[str, Any]]) -> None:
+    ops = [("add", docs[:1]), ("add", docs[1:])]
+    assert _run(ops, [], 10_000, lean=True) == _run(ops, [], 10_000, lean=False)
+
+
+def test_the_usual_summary_is_read_lean_and_indexed_when_an_alert_moves() -> None:
+    # The case lean summaries are for: first summary of an incident, listing alerts nobody knows.
+    services = ("microsoftDefenderForEndpoint", "microsoftDefenderForOffice365")
+    listing = docs_from_incident(incident_listing("1", "a1", "a2", services=services), TENANT)[:1]
+    cache = IncidentCache(find=FakeStore().find)
+    cache.add_docs(listing)
+    assert list(cache._lean) == [store.incident_key(TENANT, "1")] and not cache._alerts and not cache._members
+    view = cache.view(TENANT, "1")
+    assert view is not None and view.alert_ids == ("a1", "a2") and view.cross_product
+    assert cache._lean  # a view reads the columns, indexes nothing
+    # a2 moves to incident 2: the lean incident is indexed first, then the move counts
+    cache.add_docs(docs_from_alert(alert("a2", "2", updated="2026-09-14T11:00:00Z"), TENANT))
+    assert not cache._lean and not cache._lean_owner and set(cache._alerts) == {f"{TENANT}:a1", f"{TENANT}:a2"}
+    moved = cache.view(TENANT, "1")
+    assert moved is not None and moved.alert_ids == ("a1",) and not moved.cross_product
+    assert cache.incident_of_alert(TENANT, "a2") == "2"
+
+
+def test_a_summary_naming_a_known_alert_is_read_eagerly() -> None:
+    cache = IncidentCache(find=FakeStore().find)
+    cache.add_docs(docs_from_alert(alert("a1", "9"), TENANT))
+    cache.add_docs(docs_from_incident(incident_listing("1", "a1"), TENANT)[:1])
+    assert not cache._lean and cache.incident_of_alert(TENANT, "a1") == "1"
+
+
+def test_view_fields_are_the_summary_fields_in_view_order() -> None:
+    names = [f.name for f in dataclasses.fields(IncidentView)]
+    assert names[4 : 4 + len(store._VIEW_SUMMARY_FIELDS)] == list(store._VIEW_SUMMARY_FIELDS)
