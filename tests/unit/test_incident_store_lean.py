@@ -134,6 +134,10 @@ OPS = st.lists(
 def _readings(cache: IncidentCache) -> Tuple[Any, ...]:
     """Everything a reader can get out of the cache, for every incident and alert of the pools."""
     views = [cache.view(t, i) for t in TENANTS for i in INCIDENT_IDS]
+    for view in views:  # built without IncidentView.__init__ (_view_of): the same instance as with it
+        if view is not None:
+            made = IncidentView(**{f.name: getattr(view, f.name) for f in dataclasses.fields(IncidentView)})
+            assert vars(made) == vars(view) and made == view and hash(made) == hash(view)
     survivors = [cache.surviving_incident(t, i) for t in TENANTS for i in INCIDENT_IDS]
     alerts = [cache.incident_of_alert(t, str(a)) for t in TENANTS for a in ALERT_IDS]
     incidents = {store.incident_key(t, i) for t in TENANTS for i in INCIDENT_IDS}
@@ -230,3 +234,14 @@ def test_a_summary_naming_a_known_alert_is_read_eagerly() -> None:
 def test_view_fields_are_the_summary_fields_in_view_order() -> None:
     names = [f.name for f in dataclasses.fields(IncidentView)]
     assert names[4 : 4 + len(store._VIEW_SUMMARY_FIELDS)] == list(store._VIEW_SUMMARY_FIELDS)
+
+
+_VALUES = st.one_of(
+    st.sampled_from([" a ", "null", " null ", "", "Null", None, True, 7, 1.5, [], {}]), st.text(max_size=6)
+)
+
+
+@given(st.lists(_VALUES, max_size=6))
+def test_texts_of_a_list_are_each_values_text(values: List[Any]) -> None:
+    # _texts strips a list of strings in one pass, and anything else value by value, as _text does
+    assert store._texts(values) == [store._text(v) for v in values]

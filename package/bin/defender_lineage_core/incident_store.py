@@ -395,8 +395,11 @@ def _listed_columns(ikey: str, summary: Mapping[str, Any]) -> Optional[Columns]:
 
 
 def _texts(values: List[Any]) -> List[str]:
-    """``_text`` of each value; plain strings (the usual JSON answer) without a call each."""
-    texts = [v.strip() if type(v) is str else _text(v) for v in values]
+    """``_text`` of each value; strings (the usual JSON answer) stripped in one C-level pass."""
+    try:
+        texts = list(map(str.strip, values))
+    except TypeError:  # a value that is not a string (None, a number): each its own way
+        texts = [v.strip() if type(v) is str else _text(v) for v in values]
     return ["" if t == "null" else t for t in texts] if "null" in texts else texts
 
 
@@ -485,6 +488,16 @@ class IncidentView:
             "incident_detection_sources": list(self.detection_sources),
             "incident_cross_product": ("true" if self.cross_product else "false") if known else "",
         }
+
+
+def _view_of(**fields: Any) -> IncidentView:
+    """``IncidentView(**fields)`` without the frozen dataclass's ``__init__``, which sets each of the
+    18 fields through ``object.__setattr__`` (~2.4 us of a ~7 us view, once per incident of a chunk,
+    Python 3.9). The same instance: the fields are plain and there is no ``__post_init__`` (a test
+    holds every view built so equal to the one ``__init__`` makes from its fields)."""
+    view: IncidentView = object.__new__(IncidentView)
+    view.__dict__.update(fields)
+    return view
 
 
 def empty_output_fields() -> Dict[str, Any]:
@@ -675,7 +688,7 @@ class IncidentCache:
         """Take documents into the cache (newest version per incident and per alert wins)."""
         summaries = self._summaries
         for doc in docs:
-            if not isinstance(doc, Mapping):
+            if type(doc) is not dict and not isinstance(doc, Mapping):  # dict first: Mapping's check is slow
                 continue
             self._docs += 1
             doc_type = _text(doc.get("doc_type"))
@@ -868,7 +881,7 @@ class IncidentCache:
         title, severity, status, classification, determination, assigned_to, created, updated, url = _texts(
             [s.get(field) for field in _VIEW_SUMMARY_FIELDS]
         )
-        return IncidentView(
+        return _view_of(
             tenant_id=tenant,
             incident_id=chain[-1],
             original_id=incident_id,
