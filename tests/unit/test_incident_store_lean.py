@@ -139,9 +139,9 @@ def _readings(cache: IncidentCache) -> Tuple[Any, ...]:
             made = IncidentView(**{f.name: getattr(view, f.name) for f in dataclasses.fields(IncidentView)})
             assert vars(made) == vars(view) and made == view and hash(made) == hash(view)
     survivors = [cache.surviving_incident(t, i) for t in TENANTS for i in INCIDENT_IDS]
-    alerts = [cache.incident_of_alert(t, str(a)) for t in TENANTS for a in ALERT_IDS]
     incidents = {store.incident_key(t, i) for t in TENANTS for i in INCIDENT_IDS}
-    request = cache._ask_alerts_of(incidents)
+    request = cache._ask_alerts_of(incidents)  # before incident_of_alert indexes the lean incidents
+    alerts = [cache.incident_of_alert(t, str(a)) for t in TENANTS for a in ALERT_IDS]
     return views, survivors, alerts, request.args, cache._docs, cache.generation
 
 

@@ -563,12 +563,12 @@ class IncidentCache:
         self._alert_at: Dict[str, int] = {}  # alert_key -> its newest contribution's instant
         self._alert_parts: Dict[str, Tuple[str, str, str]] = {}  # alert_key -> (id, service, detection)
         # incident_key -> (instant, listed alert keys) of its newest summary, when that lists alerts
+        # (a lean one's is made when it is indexed)
         self._listing: Dict[str, Tuple[int, List[str]]] = {}
         self._members: Dict[str, Set[str]] = {}  # incident_key -> alert_keys whose newest doc names it
-        # Lean summaries (see add_docs): incident_key -> (instant, alert keys, ids, services,
-        # detections) of a summary whose alerts are not indexed in the four dicts above yet, and
-        # alert_key -> the lean incident that lists it.
-        self._lean: Dict[str, Tuple[int, List[str], List[str], List[str], List[str]]] = {}
+        # Lean summaries (_take_lean): incident_key -> the columns of its summary, whose alerts are
+        # not in the four dicts above yet; alert_key -> the lean incident that lists it.
+        self._lean: Dict[str, Columns] = {}
         self._lean_owner: Dict[str, str] = {}
         self._asked_incidents: Set[str] = set()
         self._asked_alerts: Set[str] = set()
@@ -652,13 +652,14 @@ class IncidentCache:
         for ikey in sorted(incidents):
             summary = self._summaries.get(ikey)
             listing = self._listing.get(ikey)
-            since = _since(summary) if summary is not None and listing is not None else ""
-            if not since or listing is None:
+            listed = listing[1] if listing is not None else self._lean[ikey][0] if ikey in self._lean else None
+            since = _since(summary) if summary is not None and listed is not None else ""
+            if not since or listed is None:
                 everything.append(ikey)
                 continue
             ikeys, akeys = newer.setdefault(since, ([], set()))
             ikeys.append(ikey)
-            akeys.update(listing[1])
+            akeys.update(listed)
         terms = [Term(tuple(everything), doc_type=ALERT)]
         terms += [Term(tuple(i), tuple(sorted(a)), ALERT, since) for since, (i, a) in sorted(newer.items())]
         assert self._find is not None
@@ -746,10 +747,8 @@ class IncidentCache:
             and self._lean_owner.keys().isdisjoint(fresh)
         ):
             return False
-        at = _instant(doc)
         self._summaries[ikey] = dict(doc)
-        self._listing[ikey] = (at, keys)
-        self._lean[ikey] = (at, *listed)
+        self._lean[ikey] = listed
         self._lean_owner.update(dict.fromkeys(keys, ikey))
         self._docs += len(keys)
         return True
@@ -763,11 +762,13 @@ class IncidentCache:
         for ikey in [*incidents, *(owner[akey] for akey in alerts if akey in owner)]:
             if ikey not in lean:  # not lean, or indexed a moment ago
                 continue
-            at, *listed = lean.pop(ikey)
-            columns: Columns = (listed[0], listed[1], listed[2], listed[3])
-            for akey in columns[0]:
+            listed = lean.pop(ikey)
+            for akey in listed[0]:
                 del owner[akey]
-            self._add_listed(ikey, at, columns, _alert_docs_of_summary(ikey, self._summaries[ikey], columns))
+            summary = self._summaries[ikey]  # the lean one still: another summary of it indexes it first
+            at = _instant(summary)
+            self._listing[ikey] = (at, listed[0])
+            self._add_listed(ikey, at, listed, _alert_docs_of_summary(ikey, summary, listed))
 
     def _add_listed(self, ikey: str, at: int, listed: Columns, docs: Iterable[Doc]) -> None:
         """:meth:`_add_alert` for each alert a summary lists; an alert seen for the first time (the
@@ -868,7 +869,7 @@ class IncidentCache:
             survivor_key, chain, warning = ikey, [incident_id], ""
         lean = self._lean.get(survivor_key)
         if lean is not None:  # its summary is its only source: the columns, as the members would give them
-            alert_ids, services, detections = set(lean[2]), set(lean[3]), set(lean[4])
+            alert_ids, services, detections = set(lean[1]), set(lean[2]), set(lean[3])
         else:
             members = self._members.get(survivor_key, ())
             if summary is None and not members and len(chain) == 1 and not warning:
