@@ -828,11 +828,12 @@ class IncidentCache:
         return view
 
     def _view(self, tenant_id: str, incident_id: str) -> Optional[IncidentView]:
-        ikey = incident_key(tenant_id, incident_id)
+        tenant, ident = _text(tenant_id).lower(), _text(incident_id)
+        ikey = _joined_key(tenant, ident)  # incident_key(tenant_id, incident_id), its parts kept
         if not ikey:
             return None
         if ikey not in self._views:
-            self._views[ikey] = self._build_view(_text(tenant_id).lower(), _text(incident_id), ikey)
+            self._views[ikey] = self._build_view(tenant, ident, ikey)
         return self._views[ikey]
 
     def surviving_incident(self, tenant_id: str, incident_id: str) -> Optional[str]:
@@ -880,7 +881,7 @@ class IncidentCache:
         found = summary is not None
         s: Mapping[str, Any] = summary or {}
         title, severity, status, classification, determination, assigned_to, created, updated, url = _texts(
-            [s.get(field) for field in _VIEW_SUMMARY_FIELDS]
+            list(map(s.get, _VIEW_SUMMARY_FIELDS))
         )
         return _view_of(
             tenant_id=tenant,
