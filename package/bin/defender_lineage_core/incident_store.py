@@ -39,6 +39,12 @@ request needs the first's answer), and every later event naming a known (or know
 incident costs nothing. Merge chains (``status =
 redirected`` with ``redirectIncidentId``) are followed to the survivor; only when a chain leads to an
 incident not fetched yet is there a follow-up request (bounded, rare), and a cycle stops the walk.
+A summary that lists its alerts and is the first its incident has, naming no alert the cache knows,
+is read lean: kept as its lists, its view made from them, no alert indexed. Its alerts are indexed
+as the eager reading indexes them once anything reads or changes them (an alert document of one of
+them or naming the incident, another summary of the incident or listing one of them,
+``incident_of_alert``, a hunting row's alert), so the cache answers the same (a differential test
+holds the two readings equal).
 """
 
 from __future__ import annotations
