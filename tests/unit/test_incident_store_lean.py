@@ -206,6 +206,68 @@ def test_summaries_the_lean_reading_refuses_read_as_the_eager_one(docs: List[Dic
     assert _run(ops, [], 10_000, lean=True) == _run(ops, [], 10_000, lean=False)
 
 
+def _rebuild_summary(iid: str, updated: str, **more: Any) -> Dict[str, Any]:
+    """The rebuild search's summary: no alert lists."""
+    item = {"id": iid, "tenantId": TENANT, "lastUpdateDateTime": updated, **more}
+    return docs_from_incident(item, TENANT, "rebuild")[0]
+
+
+# Summaries of an incident that already has one: (documents, whether incident 1 is lean after them).
+BESIDE_ANOTHER = {
+    # the rebuild's older summary changes nothing: still lean
+    "an older summary without alerts after": (
+        [_summary("1", "a1"), _rebuild_summary("1", "2026-09-14T09:00:00Z")],
+        True,
+    ),
+    # the listing one is newer than the rebuild's: read lean
+    "an older summary without alerts before": (
+        [_rebuild_summary("1", "2026-09-14T09:00:00Z"), _summary("1", "a1")],
+        True,
+    ),
+    # an older summary listing none (its list read, empty): read lean, that list forgotten
+    "an older empty list before": (
+        [_summary("1", updated="2026-09-14T09:00:00Z"), _summary("1", "a1", "a2")],
+        True,
+    ),
+    # the listing one is older than the rebuild's: its alerts count, indexed, the summary does not
+    "a newer summary without alerts before": (
+        [_rebuild_summary("1", "2026-09-14T11:00:00Z"), _summary("1", "a1")],
+        False,
+    ),
+    # a newer summary without alerts: the lean one is indexed, then replaced
+    "a newer summary without alerts after": (
+        [_summary("1", "a1"), _rebuild_summary("1", "2026-09-14T11:00:00Z", status="resolved")],
+        False,
+    ),
+    # the same instant, more fields filled: the rebuild's wins the tie
+    "a fuller summary without alerts at the same instant after": (
+        [_summary("1", "a1"), _rebuild_summary("1", "2026-09-14T10:00:00Z", classification="truePositive")],
+        False,
+    ),
+    # a newer listing summary replaces the lean one, an older one's alerts are dated by it
+    "a newer listing summary after": (
+        [_summary("1", "a1"), _summary("1", "a2", updated="2026-09-14T11:00:00Z")],
+        False,
+    ),
+    "an older listing summary after": (
+        [_summary("1", "a1"), _summary("1", "a2", updated="2026-09-14T09:00:00Z")],
+        False,
+    ),
+}
+
+
+@pytest.mark.parametrize("docs, lean", list(BESIDE_ANOTHER.values()), ids=list(BESIDE_ANOTHER))
+def test_summaries_beside_another_of_their_incident_read_as_the_eager_one(
+    docs: List[Dict[str, Any]], lean: bool
+) -> None:
+    ops = [("add", docs[:1]), ("add", docs[1:]), ("prefetch", [store.incident_key(TENANT, "1")], [])]
+    assert _run(ops, [], 10_000, lean=True) == _run(ops, [], 10_000, lean=False)
+    cache = IncidentCache(find=FakeStore().find)
+    cache.add_docs(docs[:1])
+    cache.add_docs(docs[1:])
+    assert (store.incident_key(TENANT, "1") in cache._lean) is lean
+
+
 def test_the_usual_summary_is_read_lean_and_indexed_when_an_alert_moves() -> None:
     # The case lean summaries are for: first summary of an incident, listing alerts nobody knows.
     services = ("microsoftDefenderForEndpoint", "microsoftDefenderForOffice365")

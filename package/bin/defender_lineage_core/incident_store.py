@@ -39,12 +39,12 @@ request needs the first's answer), and every later event naming a known (or know
 incident costs nothing. Merge chains (``status =
 redirected`` with ``redirectIncidentId``) are followed to the survivor; only when a chain leads to an
 incident not fetched yet is there a follow-up request (bounded, rare), and a cycle stops the walk.
-A summary that lists its alerts and is the first its incident has, naming no alert the cache knows,
-is read lean: kept as its lists, its view made from them, no alert indexed. Its alerts are indexed
-as the eager reading indexes them once anything reads or changes them (an alert document of one of
-them or naming the incident, another summary of the incident or listing one of them,
-``incident_of_alert``, a hunting row's alert), so the cache answers the same (a differential test
-holds the two readings equal).
+A summary that lists its alerts, is its incident's newest and names no alert the cache knows (the
+usual case) is read lean: kept as its lists, its view made from them, no alert indexed. Its alerts
+are indexed as the eager reading indexes them once anything reads or changes them (an alert
+document of one of them or naming the incident, a summary listing one of them or of the incident
+unless older and listing none, ``incident_of_alert``, a hunting row's alert), so the cache answers
+the same (a differential test holds the two readings equal).
 """
 
 from __future__ import annotations
@@ -704,12 +704,17 @@ class IncidentCache:
                 if not ikey:
                     continue
                 listed = _listed_columns(ikey, doc)
-                if listed is not None and listed[0] and ikey not in summaries and self._take_lean(ikey, doc, listed):
-                    continue
+                current = summaries.get(ikey)
+                if listed is not None and listed[0]:
+                    # the incident's newest summary, the first or newer than one without alerts
+                    newest = current is None or (ikey not in self._lean and _newer(doc, current))
+                    if newest and self._take_lean(ikey, doc, listed):
+                        continue
+                elif current is not None and ikey in self._lean and not _newer(doc, current):
+                    continue  # an older summary listing no alert (the rebuild's) changes nothing
                 if self._lean:
                     self._index_lean((ikey,), listed[0] if listed else ())
                 at = _instant(doc)
-                current = summaries.get(ikey)
                 if current is None or _newer(doc, current):
                     summaries[ikey] = dict(doc)
                     if listed is not None:
@@ -739,10 +744,11 @@ class IncidentCache:
     lean_summaries = True
 
     def _take_lean(self, ikey: str, doc: Mapping[str, Any], listed: Columns) -> bool:
-        """Keep a summary that lists its alerts without indexing them one by one, when nothing else
-        in the cache concerns its incident or its alerts (the usual case: a chunk's incidents,
-        fetched for the first time). Its alerts are indexed (:meth:`_index_lean`) only when
-        something reads or changes them; the view reads the columns."""
+        """Keep a summary that lists its alerts, and is its incident's newest, without indexing its
+        alerts one by one, when nothing else in the cache concerns them or its incident (the usual
+        case: a chunk's incidents, fetched for the first time; an older summary without alerts, as
+        the rebuild search writes, may be there). Its alerts are indexed (:meth:`_index_lean`) only
+        when something reads or changes them; the view reads the columns."""
         keys = listed[0]
         fresh = set(keys)
         if not (
@@ -754,6 +760,7 @@ class IncidentCache:
         ):
             return False
         self._summaries[ikey] = dict(doc)
+        self._listing.pop(ikey, None)  # an older summary's empty list: _ask_alerts_of reads the columns
         self._lean[ikey] = listed
         self._lean_owner.update(dict.fromkeys(keys, ikey))
         self._docs += len(keys)
