@@ -49,6 +49,7 @@ the same (a differential test holds the two readings equal).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 from typing import (
@@ -510,17 +511,9 @@ def empty_output_fields() -> Dict[str, Any]:
     return dict.fromkeys(INCIDENT_OUTPUT_FIELDS, "")
 
 
-# The summary fields an IncidentView shows, in its order.
-_VIEW_SUMMARY_FIELDS: Tuple[str, ...] = (
-    "title",
-    "severity",
-    "status",
-    "classification",
-    "determination",
-    "assigned_to",
-    "created_date_time",
-    "last_update_date_time",
-    "incident_web_url",
+# The summary fields an IncidentView shows, in its order (those that are document fields too).
+_VIEW_SUMMARY_FIELDS: Tuple[str, ...] = tuple(
+    f.name for f in dataclasses.fields(IncidentView) if f.name in _SUMMARY_ONLY | {"last_update_date_time"}
 )
 
 
