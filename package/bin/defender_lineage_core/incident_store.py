@@ -527,6 +527,10 @@ class IncidentCache:
     Also an ``IncidentLookup`` (``surviving_incident``) for ``defender_lineage_core.lineage.place``.
     """
 
+    # Whether add_docs may read a summary lean (_take_lean); a test switches it off on an instance
+    # to get the eager reading as its reference.
+    lean_summaries = True
+
     def __init__(
         self,
         fetch: Optional[Fetcher] = None,
@@ -732,9 +736,6 @@ class IncidentCache:
         self._views.clear()
         self._views_as_asked.clear()
         self.generation += 1
-
-    # Whether add_docs may keep a summary lean; a test switches it off to get the eager reference.
-    lean_summaries = True
 
     def _take_lean(self, ikey: str, doc: Mapping[str, Any], listed: Columns) -> bool:
         """Keep a summary that lists its alerts, and is its incident's newest, without indexing its
