@@ -33,7 +33,7 @@ TENANTS = (TENANT, OTHER)
 DOC_TENANTS = (TENANT, TENANT, TENANT, OTHER)  # mostly one tenant: documents meet more often
 INCIDENT_IDS = ("1", "2", "3", "X", "x")  # "X" and "x": one incident, spelled two ways
 # Mixed case (one alert), padded, empty and "null" ids (both skipped), and numbers.
-ALERT_IDS = ("a1", "A1", "a2", " a3 ", "b1", "", "null", 7)
+ALERT_IDS = ("a1", "A1", "a2", " a3 ", "a4", "a5", "b1", "b2", "", "null", 7)
 TIMES = (
     "2026-09-14T09:00:00Z",
     "2026-09-14T10:00:00Z",
@@ -70,7 +70,7 @@ def summary_docs(draw: Any) -> Dict[str, Any]:
         "status": draw(st.sampled_from(["active", "active", "redirected", "Redirected"])),
         "redirect_incident_id": draw(st.sampled_from(("", *INCIDENT_IDS))),
     }
-    shape = draw(st.sampled_from(["listed", "listed", "listed", "unlisted", "misaligned", "not lists"]))
+    shape = draw(st.sampled_from(["listed"] * 6 + ["unlisted", "unlisted", "misaligned", "not lists"]))
     if shape != "unlisted":
         alerts = draw(
             st.lists(
@@ -116,12 +116,14 @@ def incident_listing(iid: str, *alert_ids: str, services: Tuple[str, ...] = ()) 
     return {"id": iid, "tenantId": TENANT, "lastUpdateDateTime": "2026-09-14T10:00:00Z", "alerts": alerts}
 
 
-DOCS = st.lists(st.one_of(summary_docs(), alert_docs()), max_size=6)
+DOCS = st.lists(st.one_of(summary_docs(), summary_docs(), alert_docs()), min_size=1, max_size=6)
 ASKED_TENANTS = st.sampled_from((TENANT, OTHER, f" {TENANT.upper()} "))
 INCIDENT_KEYS = st.lists(st.sampled_from([store.incident_key(t, i) for t in TENANTS for i in INCIDENT_IDS]), max_size=3)
 ALERT_KEYS = st.lists(st.sampled_from([store.alert_key(t, str(a)) for t in TENANTS for a in ALERT_IDS]), max_size=2)
 OPS = st.lists(
     st.one_of(
+        st.tuples(st.just("add"), DOCS),
+        st.tuples(st.just("add"), DOCS),  # three times: as likely as the three kinds of reading
         st.tuples(st.just("add"), DOCS),
         st.tuples(st.just("view"), ASKED_TENANTS, st.sampled_from(INCIDENT_IDS)),
         st.tuples(st.just("alert"), ASKED_TENANTS, st.sampled_from([str(a) for a in ALERT_IDS])),
