@@ -39,10 +39,17 @@ request needs the first's answer), and every later event naming a known (or know
 incident costs nothing. Merge chains (``status =
 redirected`` with ``redirectIncidentId``) are followed to the survivor; only when a chain leads to an
 incident not fetched yet is there a follow-up request (bounded, rare), and a cycle stops the walk.
+A summary that lists its alerts, is its incident's newest and names no alert the cache knows (the
+usual case) is read lean: kept as its lists, its view made from them, no alert indexed. Its alerts
+are indexed as the eager reading indexes them once anything reads or changes them (an alert
+document of one of them or naming the incident, a summary listing one of them or of the incident
+unless older and listing none, ``incident_of_alert``, a hunting row's alert), so the cache answers
+the same (a differential test holds the two readings equal).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 from typing import (
@@ -367,9 +374,13 @@ def _newer(candidate: Mapping[str, Any], current: Optional[Mapping[str, Any]]) -
     return _text(candidate.get("_key")) < _text(current.get("_key"))
 
 
-def _listed_alerts(ikey: str, summary: Mapping[str, Any]) -> Optional[List[Tuple[str, str, str, str]]]:
-    """(alert key, alert id, service, detection) of each alert a summary lists; None when it lists
-    none (written without them) or its lists do not line up."""
+Columns = Tuple[List[str], List[str], List[str], List[str]]  # alert keys, ids, services, detections
+
+
+def _listed_columns(ikey: str, summary: Mapping[str, Any]) -> Optional[Columns]:
+    """(alert keys, alert ids, services, detections), one item per alert a summary lists (alerts
+    with an empty id left out); None when it lists none (written without them) or its lists do not
+    line up. Columns rather than a tuple per alert: a lean summary keeps them as they are."""
     ids = summary.get("alert_ids")
     services = summary.get("alert_service_sources")
     detections = summary.get("alert_detection_sources")
@@ -379,24 +390,27 @@ def _listed_alerts(ikey: str, summary: Mapping[str, Any]) -> Optional[List[Tuple
         return None
     tenant = _text(summary.get("tenant_id")).lower() or ikey.rpartition(":")[0]
     if not tenant:
-        return []
+        return [], [], [], []
+    id_texts, service_texts, detection_texts = _texts(ids), _texts(services), _texts(detections)
+    if "" in id_texts:  # rare: drop the alerts without an id, keeping the columns in line
+        kept = [n for n, aid in enumerate(id_texts) if aid]
+        id_texts = [id_texts[n] for n in kept]
+        service_texts = [service_texts[n] for n in kept]
+        detection_texts = [detection_texts[n] for n in kept]
     prefix = tenant + ":"
-    return [
-        (prefix + aid.lower(), aid, service, detection)
-        for aid, service, detection in zip(_texts(ids), _texts(services), _texts(detections))
-        if aid
-    ]
+    return [prefix + aid.lower() for aid in id_texts], id_texts, service_texts, detection_texts
 
 
 def _texts(values: List[Any]) -> List[str]:
-    """``_text`` of each value; plain strings (the usual JSON answer) without a call each."""
-    texts = [v.strip() if type(v) is str else _text(v) for v in values]
-    return ["" if t == "null" else t for t in texts]
+    """``_text`` of each value; strings (the usual JSON answer) stripped in one C-level pass."""
+    try:
+        texts = list(map(str.strip, values))
+    except TypeError:  # a value that is not a string (None, a number): each its own way
+        texts = [v.strip() if type(v) is str else _text(v) for v in values]
+    return ["" if t == "null" else t for t in texts] if "null" in texts else texts
 
 
-def _alert_docs_of_summary(
-    ikey: str, summary: Mapping[str, Any], listed: Iterable[Tuple[str, str, str, str]]
-) -> Iterator[Doc]:
+def _alert_docs_of_summary(ikey: str, summary: Mapping[str, Any], listed: Columns) -> Iterator[Doc]:
     """The alert documents the incidents input writes beside this summary, as the summary lists
     them, dated by the summary: it was read with its alerts, so each is at least that recent."""
     origin = _text(summary.get("origin"))
@@ -409,7 +423,7 @@ def _alert_docs_of_summary(
         "last_update_date_time": _text(summary.get("last_update_date_time")),
     }
     key_end = ":" + origin
-    for akey, aid, service, detection in listed:
+    for akey, aid, service, detection in zip(*listed):
         yield {
             "_key": ALERT + ":" + akey + key_end,  # doc_key(ALERT, akey, origin)
             **shared,
@@ -483,8 +497,24 @@ class IncidentView:
         }
 
 
+def _view_of(**fields: Any) -> IncidentView:
+    """``IncidentView(**fields)`` without the frozen dataclass's ``__init__``, which sets each of the
+    18 fields through ``object.__setattr__`` (~2.4 us of a ~7 us view, once per incident of a chunk,
+    Python 3.9). The same instance: the fields are plain and there is no ``__post_init__`` (a test
+    holds every view built so equal to the one ``__init__`` makes from its fields)."""
+    view: IncidentView = object.__new__(IncidentView)
+    view.__dict__.update(fields)
+    return view
+
+
 def empty_output_fields() -> Dict[str, Any]:
     return dict.fromkeys(INCIDENT_OUTPUT_FIELDS, "")
+
+
+# The summary fields an IncidentView shows, in its order (those that are document fields too).
+_VIEW_SUMMARY_FIELDS: Tuple[str, ...] = tuple(
+    f.name for f in dataclasses.fields(IncidentView) if f.name in _SUMMARY_ONLY | {"last_update_date_time"}
+)
 
 
 class StoreUnavailable(Exception):
@@ -496,6 +526,10 @@ class IncidentCache:
 
     Also an ``IncidentLookup`` (``surviving_incident``) for ``defender_lineage_core.lineage.place``.
     """
+
+    # Whether add_docs may read a summary lean (_take_lean); a test switches it off on an instance
+    # to get the eager reading as its reference.
+    lean_summaries = True
 
     def __init__(
         self,
@@ -532,8 +566,13 @@ class IncidentCache:
         self._alert_at: Dict[str, int] = {}  # alert_key -> its newest contribution's instant
         self._alert_parts: Dict[str, Tuple[str, str, str]] = {}  # alert_key -> (id, service, detection)
         # incident_key -> (instant, listed alert keys) of its newest summary, when that lists alerts
+        # (a lean one's is made when it is indexed)
         self._listing: Dict[str, Tuple[int, List[str]]] = {}
         self._members: Dict[str, Set[str]] = {}  # incident_key -> alert_keys whose newest doc names it
+        # Lean summaries (_take_lean): incident_key -> the columns of its summary, whose alerts are
+        # not in the four dicts above yet; alert_key -> the lean incident that lists it.
+        self._lean: Dict[str, Columns] = {}
+        self._lean_owner: Dict[str, str] = {}
         self._asked_incidents: Set[str] = set()
         self._asked_alerts: Set[str] = set()
         self._views: Dict[str, Optional[IncidentView]] = {}
@@ -616,13 +655,14 @@ class IncidentCache:
         for ikey in sorted(incidents):
             summary = self._summaries.get(ikey)
             listing = self._listing.get(ikey)
-            since = _since(summary) if summary is not None and listing is not None else ""
-            if not since or listing is None:
+            listed = listing[1] if listing is not None else self._lean[ikey][0] if ikey in self._lean else None
+            since = _since(summary) if summary is not None and listed is not None else ""
+            if not since or listed is None:
                 everything.append(ikey)
                 continue
             ikeys, akeys = newer.setdefault(since, ([], set()))
             ikeys.append(ikey)
-            akeys.update(listing[1])
+            akeys.update(listed)
         terms = [Term(tuple(everything), doc_type=ALERT)]
         terms += [Term(tuple(i), tuple(sorted(a)), ALERT, since) for since, (i, a) in sorted(newer.items())]
         assert self._find is not None
@@ -630,6 +670,7 @@ class IncidentCache:
 
     def _unfetched_targets(self, incidents: Set[str], alerts: Set[str]) -> Set[str]:
         """Incidents the given keys lead to (through alerts and merges) that were never asked for."""
+        self._index_lean((), alerts)
         starts = set(incidents)
         for akey in alerts:
             doc = self._alerts.get(akey)
@@ -649,8 +690,9 @@ class IncidentCache:
 
     def add_docs(self, docs: Iterable[Mapping[str, Any]]) -> None:
         """Take documents into the cache (newest version per incident and per alert wins)."""
+        summaries = self._summaries
         for doc in docs:
-            if not isinstance(doc, Mapping):
+            if type(doc) is not dict and not isinstance(doc, Mapping):  # dict first: Mapping's check is slow
                 continue
             self._docs += 1
             doc_type = _text(doc.get("doc_type"))
@@ -658,16 +700,26 @@ class IncidentCache:
                 ikey = _text(doc.get("incident_key")).lower()
                 if not ikey:
                     continue
-                listed = _listed_alerts(ikey, doc)
+                listed = _listed_columns(ikey, doc)
+                current = summaries.get(ikey)
+                if listed is not None and listed[0]:
+                    # the incident's newest summary, the first or newer than one without alerts
+                    newest = current is None or (ikey not in self._lean and _newer(doc, current))
+                    if newest and self._take_lean(ikey, doc, listed):
+                        continue
+                elif current is not None and ikey in self._lean and not _newer(doc, current):
+                    continue  # an older summary listing no alert (the rebuild's) changes nothing
+                if self._lean:
+                    self._index_lean((ikey,), listed[0] if listed else ())
                 at = _instant(doc)
-                if _newer(doc, self._summaries.get(ikey)):
-                    self._summaries[ikey] = dict(doc)
+                if current is None or _newer(doc, current):
+                    summaries[ikey] = dict(doc)
                     if listed is not None:
-                        self._listing[ikey] = (at, [akey for akey, _, _, _ in listed])
+                        self._listing[ikey] = (at, listed[0])
                     else:
                         self._listing.pop(ikey, None)
-                if listed:  # each listed alert as the incidents input's own alert document says it
-                    self._docs += len(listed)
+                if listed and listed[0]:  # each listed alert as the incidents input's own alert document says it
+                    self._docs += len(listed[0])
                     self._add_listed(ikey, at, listed, _alert_docs_of_summary(ikey, doc, listed))
             elif doc_type == ALERT:
                 akey = _text(doc.get("alert_key")).lower()
@@ -678,17 +730,59 @@ class IncidentCache:
                         _text(doc.get("detection_source")),
                     )
                     ikey = _text(doc.get("incident_key")).lower()
+                    if self._lean:
+                        self._index_lean((ikey,), (akey,))
                     self._add_alert(dict(doc), akey, ikey, _instant(doc), parts)
         self._views.clear()
         self._views_as_asked.clear()
         self.generation += 1
 
-    def _add_listed(self, ikey: str, at: int, listed: List[Tuple[str, str, str, str]], docs: Iterable[Doc]) -> None:
+    def _take_lean(self, ikey: str, doc: Mapping[str, Any], listed: Columns) -> bool:
+        """Keep a summary that lists its alerts, and is its incident's newest, without indexing its
+        alerts one by one, when nothing else in the cache concerns them or its incident (the usual
+        case: a chunk's incidents, fetched for the first time; an older summary without alerts, as
+        the rebuild search writes, may be there). Its alerts are indexed (:meth:`_index_lean`) only
+        when something reads or changes them; the view reads the columns."""
+        keys = listed[0]
+        fresh = set(keys)
+        if not (
+            self.lean_summaries
+            and not self._members.get(ikey)
+            and len(fresh) == len(keys)
+            and self._alert_at.keys().isdisjoint(fresh)
+            and self._lean_owner.keys().isdisjoint(fresh)
+        ):
+            return False
+        self._summaries[ikey] = dict(doc)
+        self._listing.pop(ikey, None)  # an older summary's empty list: _ask_alerts_of reads the columns
+        self._lean[ikey] = listed
+        self._lean_owner.update(dict.fromkeys(keys, ikey))
+        self._docs += len(keys)
+        return True
+
+    def _index_lean(self, incidents: Iterable[str], alerts: Iterable[str]) -> None:
+        """Index, as the eager reading does, the lean incidents among ``incidents`` and those
+        listing one of ``alerts``, before anything reads or changes their alerts.
+        Lean incidents' alerts are known to nobody else (see :meth:`_take_lean`), so indexing one
+        later than it was read, or another one's first, gives the same cache as reading it eagerly."""
+        lean, owner = self._lean, self._lean_owner
+        for ikey in [*incidents, *(owner[akey] for akey in alerts if akey in owner)]:
+            if ikey not in lean:  # not lean, or indexed a moment ago
+                continue
+            listed = lean.pop(ikey)
+            for akey in listed[0]:
+                del owner[akey]
+            summary = self._summaries[ikey]  # the lean one still: another summary of it indexes it first
+            at = _instant(summary)
+            self._listing[ikey] = (at, listed[0])
+            self._add_listed(ikey, at, listed, _alert_docs_of_summary(ikey, summary, listed))
+
+    def _add_listed(self, ikey: str, at: int, listed: Columns, docs: Iterable[Doc]) -> None:
         """:meth:`_add_alert` for each alert a summary lists; an alert seen for the first time (the
         usual case) without the call and the comparison."""
         alert_at, alerts, alert_parts = self._alert_at, self._alerts, self._alert_parts
         members: Optional[Set[str]] = None
-        for doc, (akey, aid, service, detection) in zip(docs, listed):
+        for doc, akey, aid, service, detection in zip(docs, *listed):
             if akey in alert_at:
                 self._add_alert(doc, akey, ikey, at, (aid, service, detection))
                 continue
@@ -724,7 +818,10 @@ class IncidentCache:
 
     def incident_of_alert(self, tenant_id: str, alert_id: str) -> str:
         """The incident id the store's newest version of this alert names ("" when unknown)."""
-        doc = self._alerts.get(alert_key(tenant_id, alert_id))
+        akey = alert_key(tenant_id, alert_id)
+        if akey in self._lean_owner:
+            self._index_lean((), (akey,))
+        doc = self._alerts.get(akey)
         return _text(doc.get("incident_id")) if doc is not None else ""
 
     def view(self, tenant_id: str, incident_id: str) -> Optional[IncidentView]:
@@ -738,11 +835,12 @@ class IncidentCache:
         return view
 
     def _view(self, tenant_id: str, incident_id: str) -> Optional[IncidentView]:
-        ikey = incident_key(tenant_id, incident_id)
+        tenant, ident = _text(tenant_id).lower(), _text(incident_id)
+        ikey = _joined_key(tenant, ident)  # incident_key(tenant_id, incident_id), its parts kept
         if not ikey:
             return None
         if ikey not in self._views:
-            self._views[ikey] = self._build_view(_text(tenant_id).lower(), _text(incident_id), ikey)
+            self._views[ikey] = self._build_view(tenant, ident, ikey)
         return self._views[ikey]
 
     def surviving_incident(self, tenant_id: str, incident_id: str) -> Optional[str]:
@@ -771,20 +869,61 @@ class IncidentCache:
             current = target
 
     def _build_view(self, tenant: str, incident_id: str, ikey: str) -> Optional[IncidentView]:
-        survivor_key, chain, warning = self._follow(ikey, incident_id)
-        summary = self._summaries.get(survivor_key)
-        members = self._members.get(survivor_key, ())
-        if summary is None and not members and len(chain) == 1 and not warning:
-            return None
+        summary = self._summaries.get(ikey)
+        if summary is not None and _text(summary.get("status")).lower() == REDIRECTED:
+            survivor_key, chain, warning = self._follow(ikey, incident_id)
+            summary = self._summaries.get(survivor_key)
+        else:  # not redirected (nearly always): _follow would stop here
+            survivor_key, chain, warning = ikey, [incident_id], ""
+        lean = self._lean.get(survivor_key)
+        if lean is not None:  # its summary is its only source: the columns, as the members would give them
+            alert_ids, services, detections = set(lean[1]), set(lean[2]), set(lean[3])
+        else:
+            members = self._members.get(survivor_key, ())
+            if summary is None and not members and len(chain) == 1 and not warning:
+                return None
+            alert_ids, services, detections = self._member_parts(survivor_key, summary is not None, members)
+        for values in (alert_ids, services, detections):
+            values.discard("")
+        found = summary is not None
+        s: Mapping[str, Any] = summary or {}
+        title, severity, status, classification, determination, assigned_to, created, updated, url = _texts(
+            list(map(s.get, _VIEW_SUMMARY_FIELDS))
+        )
+        return _view_of(
+            tenant_id=tenant,
+            incident_id=chain[-1],
+            original_id=incident_id,
+            found=found,
+            title=title,
+            severity=severity,
+            status=status,
+            classification=classification,
+            determination=determination,
+            assigned_to=assigned_to,
+            created_date_time=created,
+            last_update_date_time=updated,
+            incident_web_url=url,
+            alert_ids=tuple(sorted(alert_ids)),
+            service_sources=tuple(sorted(services)),
+            detection_sources=tuple(sorted(detections)),
+            chain=tuple(chain),
+            warning=warning,
+        )
+
+    def _member_parts(
+        self, ikey: str, has_summary: bool, members: Iterable[str]
+    ) -> Tuple[Set[str], Set[str], Set[str]]:
+        """(alert ids, services, detections) of the alerts whose newest version names ``ikey``."""
         # One pass over the alerts (a view is built once per incident and search, but for every
-        # incident of a big chunk); each set is sorted below, so the members' order does not matter.
+        # incident of a big chunk); each set is sorted by the caller, so the order does not matter.
         alert_ids: Set[str] = set()
         services: Set[str] = set()
         detections: Set[str] = set()
         # A summary that lists its alerts was read with them: an alert version older than it that
         # names the incident but is not listed there left the incident before (its listed alerts
         # are in the cache at the summary's time, so they are not older).
-        listing = self._listing.get(survivor_key) if summary is not None else None
+        listing = self._listing.get(ikey) if has_summary else None
         floor = listing[0] if listing is not None else -1
         alert_at, alert_parts = self._alert_at, self._alert_parts
         for akey in members:
@@ -794,30 +933,7 @@ class IncidentCache:
             alert_ids.add(alert_id)
             services.add(service)
             detections.add(detection)
-        for values in (alert_ids, services, detections):
-            values.discard("")
-        found = summary is not None
-        s: Mapping[str, Any] = summary or {}
-        return IncidentView(
-            tenant_id=tenant,
-            incident_id=chain[-1],
-            original_id=incident_id,
-            found=found,
-            title=_text(s.get("title")),
-            severity=_text(s.get("severity")),
-            status=_text(s.get("status")),
-            classification=_text(s.get("classification")),
-            determination=_text(s.get("determination")),
-            assigned_to=_text(s.get("assigned_to")),
-            created_date_time=_text(s.get("created_date_time")),
-            last_update_date_time=_text(s.get("last_update_date_time")),
-            incident_web_url=_text(s.get("incident_web_url")),
-            alert_ids=tuple(sorted(alert_ids)),
-            service_sources=tuple(sorted(services)),
-            detection_sources=tuple(sorted(detections)),
-            chain=tuple(chain),
-            warning=warning,
-        )
+        return alert_ids, services, detections
 
 
 # --- enrichment of placed events -----------------------------------------------------------------
