@@ -84,12 +84,15 @@ _EMPTY_ROW_END = (_EMPTY_INCIDENT_TAIL + "\r\n").encode("utf-8")
 _NEEDS_CARE = re.compile('["\r\n\x00]')  # a lineage value that needs quoting (rare), commas aside
 POLL_EVERY = 31  # records placed between two looks for the store's answers (a mask: every 32nd)
 # How long this thread may hold the GIL while the store's worker thread waits for it (Python's
-# default is 5 ms). Each piece of a KV store answer the worker receives costs it one such wait while
-# this thread places events; reading the chunk from splunkd's pipe made a 2,000-key request take
-# 0.27-0.65 s instead of 0.06 s (measured in one process placing the light bench's chunk from a pipe,
-# issue 18; docs/performance.md). At 0.5 ms it took 0.07-0.10 s, and the placing was no slower:
-# nothing waits for the GIL when no request runs.
-GIL_SWITCH_SECONDS = 0.0005
+# default is 5 ms). Every step of a request in the worker (the HTTP exchange in http.client and
+# splunklib, each piece of the answer received, its decoding) takes the GIL back, and while this
+# thread places events each such take waits up to one interval. With the stand-in answering in
+# ~0.06 s, a 2,000-key request took 0.27-0.65 s at 5 ms; at 0.5 ms one still took up to 1.6 s from
+# sending to decoded while the light bench's chunk was read (its answer's 2 MB alone 0.9 s to read),
+# and the command waited 0.26 s for the store at the chunk's end; at 0.1 ms the request took ~0.07 s
+# and the wait 0.05 s (issue 18, docs/performance.md: 0.1, 0.05, 0.02 and 0.01 ms measured alike).
+# Nothing waits for the GIL when no request runs, so the placing pays only while one does.
+GIL_SWITCH_SECONDS = 0.0001
 
 
 def incident_tail(extra: Dict[str, Any]) -> str:

@@ -4,8 +4,8 @@ python -m tests.harness.splunkd_standin --state-dir DIR [--app APP] [--lifetime 
 The state (confs, passwords, KV store) is the SQLite file in DIR, so a harness sets it up with its
 own ``SplunkdStandin`` on the same DIR and lets this process answer the add-on. The session key
 comes from the environment (SPLUNKD_STANDIN_SESSION_KEY), never the command line. Prints one JSON
-line ({"uri": ...}) when it listens, and one more on SIGTERM: how many calls it answered, the
-unknown endpoints called and how many requests crashed it.
+line ({"uri": ...}) when it listens, and one more on SIGTERM: how many calls it answered (and per
+path), the unknown endpoints called and how many requests crashed it.
 
 Benchmarks use it so that the process reading an input's event stream does not share a GIL with
 the one answering the input's REST calls (splunkd does both without one).
@@ -19,7 +19,7 @@ import os
 import pathlib
 import signal
 import sys
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 from .server import SplunkdStandin
 
@@ -48,7 +48,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     while not standin.wait_stopped(0.5):
         pass
     unknown = [f"{c.method} {c.path}" for c in standin.unknown_calls]
-    served = {"calls": len(standin.calls), "unknown": unknown, "errors": len(standin.errors)}
+    paths: Dict[str, int] = {}
+    for call in standin.calls:
+        paths[call.path] = paths.get(call.path, 0) + 1
+    served = {"calls": len(standin.calls), "paths": paths, "unknown": unknown, "errors": len(standin.errors)}
     sys.stdout.write(json.dumps(served) + "\n")
     sys.stdout.flush()
     return 0
