@@ -411,10 +411,11 @@ class DefenderLineage:
         for kept, fields in self._placed(chunk, layout, body):
             slot = write_start(head(kept, fields)) if type(kept) is str else -1
             pair = (fields["tenant_id"], fields["incident_id"])
+            values = tuple(fields.values())
             if slot < 0:  # re-encoded cells, or text UTF-8 cannot encode: the whole row later
-                append((hold_row(), kept, tuple(fields.values()), pair))
+                append((hold_row(), kept, values, pair))
             else:
-                append((slot, None, tuple(fields.values()), pair))
+                append((slot, None, values, pair))
             placed += 1
             if pair not in seen:  # the first record of its incident in this chunk, or a hunting row
                 add(fields, placed)

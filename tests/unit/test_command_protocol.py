@@ -9,12 +9,16 @@ import types
 from typing import Iterator
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tests.harness.scp_driver import csv_to_records, encode_chunk, getinfo_metadata, read_chunk, records_to_csv
 
 # The generated import_declare_test only puts lib/ on sys.path; the venv already has splunklib.
 sys.modules.setdefault("import_declare_test", types.ModuleType("import_declare_test"))
 import defenderlineage  # noqa: E402
+
+from defender_lineage_core.incident_store import IncidentView, empty_output_fields  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -108,3 +112,31 @@ def test_the_cycle_collector_is_paused_for_a_chunk_and_back_after_even_a_failure
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+_TEXTS = st.text(max_size=12)
+_VIEWS = st.builds(
+    IncidentView,
+    tenant_id=st.just("t"),
+    incident_id=st.just("1"),
+    original_id=st.just("1"),
+    found=st.booleans(),
+    title=_TEXTS,
+    severity=_TEXTS,
+    status=_TEXTS,
+    alert_ids=st.lists(_TEXTS, max_size=3).map(tuple),
+    service_sources=st.lists(_TEXTS, max_size=3).map(tuple),
+    detection_sources=st.lists(_TEXTS, max_size=3).map(tuple),
+)
+
+
+@given(view=_VIEWS)
+def test_a_rows_end_is_the_incident_cells_the_slow_way_writes(view: IncidentView) -> None:
+    # Two encoders of the same cells: row_end (once per incident, the usual way) and incident_tail of
+    # output_fields (a row written again whole). A row must not depend on which one wrote it.
+    try:
+        expected = (defenderlineage.incident_tail(view.output_fields()) + "\r\n").encode("utf-8")
+    except UnicodeEncodeError:
+        expected = None
+    assert defenderlineage.row_end(view) == expected
+    assert defenderlineage.row_end(None) == (defenderlineage.incident_tail(empty_output_fields()) + "\r\n").encode()
