@@ -18,9 +18,14 @@ The commands:
   (c) ``defenderlineage incidents=false``;
   (d) ``defenderlineage`` (incidents=true) against the splunkd stand-in, whose KV store holds the
       incidents and alerts of the events as both inputs write them (11 documents per incident, the
-      summary listing its alerts); its KV store requests are counted per chunk.
+      summary listing its alerts); its KV store requests are counted per chunk;
+  (f) the floor of (d): ``bench_floor.py``, the command with the least reading of the store one
+      thread of Python can do (the chunk's summaries fetched in the same batches while it is read,
+      one row end per incident straight from its summary, none of the store's rules). Its replies
+      must equal (d)'s on the bench's store, where no rule applies (checked); (f)/(c) is how close
+      to (c) any (d) that keeps the rules can come on the command's one thread.
 
-(a) and (b) are written into ``bin/`` of a temporary copy of the built add-on (same ``lib/`` and
+(a), (b) and (f) are written into ``bin/`` of a temporary copy of the built add-on (same ``lib/`` and
 ``import_declare_test``); output/ is never touched. Variants are interleaved over the repetitions and
 the best run of each is reported (background load only ever adds time). ``--profile`` adds a
 cProfile of (b) and (c), grouped by where the time goes.
@@ -107,6 +112,84 @@ class ConstantCommand(StreamingCommand):
 
 
 dispatch(ConstantCommand, sys.argv, sys.stdin, sys.stdout, __name__)
+'''
+
+FLOOR = '''"""bench (f): the least ``defenderlineage incidents=true`` could do on one thread of Python.
+
+The command's own placing and writing, and of the incident store only what reading it must cost
+at the least: each chunk's incident keys go, BATCH_SIZE at a time, to a worker thread that asks the
+KV store for their summaries (one request each, while the chunk is read on) and decodes them; once
+the chunk is read, one row end per incident is made straight from its summary, and each row is its
+start and its incident's end. None of the store's rules (the alert versions newer than a summary,
+alerts that moved away, merges, hunting rows, values UTF-8 cannot encode): on the bench's store,
+where none applies, its replies equal the command's (the bench checks it); anywhere else they would
+be wrong. A floor to measure (d) against, not a command.
+"""
+import import_declare_test  # noqa: F401
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import defenderlineage as dl
+from defender_lineage_core.incident_store import INCIDENT, Term, incident_key
+from defender_lineage_kvstore import IncidentStoreClient
+from defender_lineage_scp import binary_streams, csv_cell
+
+BATCH = BATCH_SIZE
+NOT_A_PRODUCT = frozenset(("", "unknown", "unknownFutureValue"))
+
+
+def row_end(summary):
+    ids = set(summary.get("alert_ids") or ()) - {""}
+    services = tuple(sorted(set(summary.get("alert_service_sources") or ()) - {""}))
+    detections = tuple(sorted(set(summary.get("alert_detection_sources") or ()) - {""}))
+    cells = (
+        "", csv_cell(summary.get("title") or ""),
+        "", csv_cell(summary.get("severity") or ""),
+        "", csv_cell(summary.get("status") or ""),
+        "", str(len(ids)),
+        "", dl._multivalue_cells(services), dl._multivalue_cells(detections),
+        "true" if len(set(services) - NOT_A_PRODUCT) > 1 else "false",
+        "\\r\\n",
+    )
+    return ",".join(cells).encode("utf-8")
+
+
+class Floor(dl.DefenderLineage):
+    def _enriched(self, chunk, layout, body, cache):
+        info = self.session.searchinfo
+        find = IncidentStoreClient(str(info.get("session_key")), str(info.get("splunkd_uri"))).find
+        pool = ThreadPoolExecutor(max_workers=1)
+        starts, pairs, asked, batch, answers = [], [], set(), [], []
+        head, add_start, add_pair = layout.head, starts.append, pairs.append
+        for kept, fields in self._placed(chunk, layout, body):
+            add_start(head(kept, fields).encode("utf-8"))
+            pair = (fields["tenant_id"], fields["incident_id"])
+            add_pair(pair)
+            if pair not in asked:
+                asked.add(pair)
+                batch.append(incident_key(*pair))
+                if len(batch) == BATCH:
+                    answers.append(pool.submit(find, [Term(tuple(batch), doc_type=INCIDENT)]))
+                    batch = []
+        if batch:
+            answers.append(pool.submit(find, [Term(tuple(batch), doc_type=INCIDENT)]))
+        ends = {}
+        for answer in answers:
+            for summary in answer.result():
+                ends[(summary["tenant_id"], summary["incident_id"])] = row_end(summary)
+        pool.shutdown()
+        parts, empty, size = body.parts, dl._EMPTY_ROW_END, 0
+        for start, pair in zip(starts, pairs):
+            end = ends.get(pair, empty)
+            parts.append(start)
+            parts.append(end)
+            size += len(start) + len(end)
+        body.size += size
+        body.rows += len(starts)
+
+
+dl.DefenderLineage = Floor
+sys.exit(dl.run(*binary_streams()))
 '''
 
 PROFILED = '''"""Runs another command script of this bin/ under cProfile ($BENCH_PROFILE_SCRIPT, $BENCH_PROFILE_OUT)."""
@@ -232,6 +315,7 @@ def prepare_addon(addon: Path, workdir: Path) -> Path:
     (copy / "bin" / "bench_noop.py").write_text(NOOP, encoding="utf-8")
     (copy / "bin" / "bench_constant.py").write_text(CONSTANT.format(fields=FIELDS), encoding="utf-8")
     (copy / "bin" / "bench_profiled.py").write_text(PROFILED, encoding="utf-8")
+    (copy / "bin" / "bench_floor.py").write_text(FLOOR.replace("BATCH_SIZE", str(BATCH_SIZE)), encoding="utf-8")
     return copy
 
 
@@ -247,6 +331,7 @@ class Variant:
         self.peak_rss: List[int] = []  # bytes, the command process's peak resident set
         self.kv_docs_read: List[int] = []  # documents the command received (its metric)
         self.kv_docs_in_store = 0
+        self.last_reply: List[Dict[str, Any]] = []  # (d) and (f): the records of the last reply, once
 
 
 class Run:
@@ -337,8 +422,10 @@ def run_once(variant: Variant, addon: Path, python: str, bodies: List[bytes]) ->
             stream, total, last = run(bodies, variant.args, splunkd_uri=info.uri, session_key=info.session_key)
         if standin.served.get("unknown") or standin.served.get("errors"):
             raise SystemExit(f"{variant.label}: the splunkd stand-in saw {standin.served}")
-    if variant.key in ("b", "c", "d") and (not last or any(f not in last[-1] for f in FIELDS)):
+    if variant.key in ("b", "c", "d", "f") and (not last or any(f not in last[-1] for f in FIELDS)):
         raise SystemExit(f"{variant.label}: fields missing from the output")
+    if variant.key in ("d", "f") and not variant.last_reply:
+        variant.last_reply = last
     if variant.key == "d":
         paths = standin.served.get("paths") or {}
         kv = sum(n for path, n in paths.items() if f"storage/collections/data/{COLLECTION}" in path)
@@ -444,6 +531,7 @@ def bench_workload(
             Variant("b", f"(b) splunklib, adds the {len(FIELDS)} fields as constants", "bench_constant.py", []),
             Variant("c", "(c) defenderlineage incidents=false", "defenderlineage.py", ["incidents=false"], state),
             Variant("d", "(d) defenderlineage incidents=true (KV store)", "defenderlineage.py", [], state),
+            Variant("f", "(f) floor of (d): its store reading without the store's rules", "bench_floor.py", [], state),
         ]
         variants[3].kv_docs_in_store = len(docs)
         startup = Variant("e", "empty search", "defenderlineage.py", ["incidents=false"])
@@ -453,6 +541,8 @@ def bench_workload(
         for _ in range(opts.reps):
             for variant in variants:
                 run_once(variant, addon, opts.python, bodies)
+        if variants[4].last_reply != variants[3].last_reply:
+            raise SystemExit("(f) and (d) replied differently: the floor is not a floor of (d) on this store")
         for _ in range(3):
             run_once(startup, addon, opts.python, [])
         profiles = []
@@ -546,6 +636,17 @@ def report(
         goals.append(("(c) peak RSS at most 2× the chunk on the wire (issue 18)", rss["c"] <= 2 * w.wire))
     out += ["", "Goals (issues 4 and 18):", ""]
     out += [f"- {'met' if met else '**missed**'}: {w.name} workload, {text}" for text, met in goals]
+    floor = rate["f"] / rate["c"]
+    beyond = count / rate["d"] - count / rate["f"]
+    out += [
+        "",
+        f"The floor: (f)/(c) = **{floor:.2f}**. (f) is the command with the least reading of the store one "
+        "thread of Python can do (`bench_floor.py`: the summaries fetched in the same batches while the chunk "
+        "is read, one row end per incident made straight from its summary, none of the store's rules), and "
+        "its replies equal (d)'s on this store (checked). A (d) that keeps the rules does all (f) does and "
+        "more, so on the command's one thread (d)/(c) stays at or below (f)/(c), within the run-to-run spread; "
+        f"(d) took {beyond:.2f} s more than (f) on this workload.",
+    ]
     spread = ", ".join(f"({v.key}) {min(v.stream_seconds):.2f}-{max(v.stream_seconds):.2f}" for v in variants)
     out += ["", f"Streaming time per run (min-max, s): {spread}."]
     if profiles:
