@@ -130,12 +130,11 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import defenderlineage as dl
-from defender_lineage_core.incident_store import INCIDENT, Term, incident_key
+from defender_lineage_core.incident_store import _NOT_A_PRODUCT, INCIDENT, Term, incident_key
 from defender_lineage_kvstore import IncidentStoreClient
 from defender_lineage_scp import binary_streams, csv_cell
 
 BATCH = BATCH_SIZE
-NOT_A_PRODUCT = frozenset(("", "unknown", "unknownFutureValue"))
 
 
 def row_end(summary):
@@ -148,7 +147,7 @@ def row_end(summary):
         "", csv_cell(summary.get("status") or ""),
         "", str(len(ids)),
         "", dl._multivalue_cells(services), dl._multivalue_cells(detections),
-        "true" if len(set(services) - NOT_A_PRODUCT) > 1 else "false",
+        "true" if len(set(services) - _NOT_A_PRODUCT) > 1 else "false",
         "\\r\\n",
     )
     return ",".join(cells).encode("utf-8")
